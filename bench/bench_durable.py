@@ -1,0 +1,170 @@
+"""Durable engine on SQLite: no-op steps/s, batched and unbatched, against a raw
+sqlite3 claim+complete loop measured in the same run.
+
+    python bench/bench_durable.py [--store sqlite:///path] [--instances N] [--workers W]
+
+Workload: N instances of a three-step machine (``a`` -> ``b`` -> ``c`` -> Done,
+each step a no-op) are inserted first (one transaction); then an engine with W
+workers drains them; figure = steps/s from the engine's start until every
+instance is done (insert time excluded). Run once with batch claims and grouped
+completions (``batch_size=64``) and once with ``batch_size=1`` (one claim and one
+commit per step).
+
+Baseline (the ceiling): the least a durable queue must do per step, written by
+hand with stdlib sqlite3 in one thread, same file settings (WAL,
+synchronous=NORMAL): one ``BEGIN IMMEDIATE`` transaction claims a batch of rows
+(``UPDATE ... RETURNING``) and one completes the batch, until every row has
+taken three steps.
+
+``--store postgresql://...`` runs ``bench_durable_pg.py`` instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import sqlite3
+import sys
+import tempfile
+import time
+
+import trio
+
+from trexec import durable, telemetry
+
+HERE = pathlib.Path(__file__).parent
+RESULTS = HERE / "results"
+
+
+class ThreeSteps(durable.Machine):
+    name = "bench_three_steps"
+
+    async def step(self, step, ctx):
+        if step == "a":
+            return durable.Next("b", None)
+        if step == "b":
+            return durable.Next("c", None)
+        return durable.Done(None)
+
+
+async def trexec_steps_per_second(url: str, instances: int, workers: int, batch: int) -> float:
+    async with durable.open_store(url) as store:
+        async with durable.open_engine(store, workers=0) as producer:
+            await producer.insert_many(
+                [durable.InsertSpec(ThreeSteps, None, step="a") for _ in range(instances)]
+            )
+        finished = trio.Event()
+        done = 0
+
+        def count(name, measurements, metadata):
+            nonlocal done
+            if metadata["kind"] == "done" and metadata["commit"] == "applied":
+                done += 1
+                if done == instances:
+                    finished.set()
+
+        detach = telemetry.attach(count, prefix=("trexec", "durable", "step", "stop"))
+        try:
+            started = time.perf_counter()
+            async with durable.open_engine(store, [ThreeSteps], workers=workers, batch_size=batch):
+                await finished.wait()
+                elapsed = time.perf_counter() - started
+        finally:
+            detach()
+    return 3 * instances / elapsed
+
+
+def raw_sqlite_steps_per_second(path: str, instances: int, batch: int) -> float:
+    """Claim a batch in one transaction, complete it in another: the ceiling."""
+    c = sqlite3.connect(path, isolation_level=None)
+    c.execute("PRAGMA journal_mode = WAL")
+    c.execute("PRAGMA synchronous = NORMAL")
+    c.execute(
+        "CREATE TABLE jobs (id INTEGER PRIMARY KEY, step INTEGER NOT NULL, status TEXT NOT NULL,"
+        " state TEXT NOT NULL, run_at REAL NOT NULL, token INTEGER NOT NULL DEFAULT 0,"
+        " lease REAL)"
+    )
+    c.execute("CREATE INDEX jobs_runnable ON jobs (run_at) WHERE status = 'scheduled'")
+    c.execute("BEGIN IMMEDIATE")
+    c.executemany(
+        "INSERT INTO jobs (step, status, state, run_at) VALUES (0, 'scheduled', 'null', 0)",
+        [()] * instances,
+    )
+    c.execute("COMMIT")
+    steps = 0
+    started = time.perf_counter()
+    while True:
+        now = time.time()
+        c.execute("BEGIN IMMEDIATE")
+        rows = c.execute(
+            "UPDATE jobs SET status = 'running', token = token + 1, lease = ?"
+            " WHERE id IN (SELECT id FROM jobs WHERE status = 'scheduled' AND run_at <= ?"
+            " ORDER BY run_at LIMIT ?) RETURNING id, step, token, state",
+            (now + 30, now, batch),
+        ).fetchall()
+        c.execute("COMMIT")
+        if not rows:
+            break
+        c.execute("BEGIN IMMEDIATE")
+        for id_, step, token, _state in rows:
+            status = "done" if step == 2 else "scheduled"
+            c.execute(
+                "UPDATE jobs SET step = ?, status = ?, state = 'null', lease = NULL"
+                " WHERE id = ? AND token = ? AND status = 'running'",
+                (step + 1, status, id_, token),
+            )
+        c.execute("COMMIT")
+        steps += len(rows)
+    elapsed = time.perf_counter() - started
+    c.close()
+    assert steps == 3 * instances
+    return steps / elapsed
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--store", default=None, help="store URL (default: a temp SQLite file)")
+    parser.add_argument("--instances", type=int, default=10_000)
+    parser.add_argument("--workers", type=int, default=8)
+    args, _rest = parser.parse_known_args(argv)
+    if args.store and args.store.startswith(("postgresql", "postgres")):
+        sys.path.insert(0, str(HERE))
+        import bench_durable_pg
+
+        bench_durable_pg.main([*(argv if argv is not None else sys.argv[1:])])
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = []
+        for batch in (64, 1):
+            url = args.store or f"sqlite:///{tmp}/trexec-{batch}.db"
+            ours = trio.run(trexec_steps_per_second, url, args.instances, args.workers, batch)
+            raw = raw_sqlite_steps_per_second(f"{tmp}/raw-{batch}.db", args.instances, batch)
+            rows.append((batch, ours, raw))
+    print("# Durable engine on SQLite\n")
+    print(
+        f"{args.instances:,} three-step no-op instances, {args.workers} workers,"
+        " WAL + synchronous=NORMAL; steps/s (higher is better).\n"
+    )
+    print("| batch size | trexec steps/s | raw sqlite3 loop steps/s | ratio |")
+    print("|---|---|---|---|")
+    for batch, ours, raw in rows:
+        print(f"| {batch} | {ours:,.0f} | {raw:,.0f} | {ours / raw:.2f} |")
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "durable.json").write_text(
+        json.dumps(
+            {
+                "instances": args.instances,
+                "workers": args.workers,
+                "runs": [
+                    {"batch": b, "trexec_steps_per_s": o, "raw_sqlite3_steps_per_s": r}
+                    for b, o, r in rows
+                ],
+            },
+            indent=2,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

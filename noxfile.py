@@ -1,0 +1,75 @@
+"""Sessions: tests, lint, typecheck, docs, bench.  ``nox -s tests`` is the README's command."""
+
+from __future__ import annotations
+
+import pathlib
+
+import nox
+
+nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.reuse_existing_virtualenvs = True
+
+ROOT = pathlib.Path(__file__).parent
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Run the test suite (needs PostgreSQL at 127.0.0.1:5432, see README)."""
+    session.install("-e", ".[test]")
+    # pytest exits 5 when no test ran; nox treats every non-zero exit as a failure.
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff check and ruff format --check."""
+    session.install("ruff")
+    session.run("ruff", "check", "src", "tests", "bench", "docs", "noxfile.py")
+    session.run("ruff", "format", "--check", "src", "tests", "bench", "docs", "noxfile.py")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict on src/trexec."""
+    session.install("-e", ".[all]", "mypy")
+    session.run("mypy", "--strict", "src/trexec")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the documentation site strictly: a broken link or a missing page fails."""
+    # ruff formats the signatures mkdocstrings shows.
+    site = ["mkdocs-material", "mkdocstrings[python]", "mkdocs-click", "ruff"]
+    session.install("-e", ".[all]", *site)
+    env = {"NO_MKDOCS_2_WARNING": "1"}  # mkdocs-material's banner about its successor
+    session.run("mkdocs", "build", "--strict", *session.posargs, env=env)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Run every bench/bench_*.py, then bench/report.py (docs/benchmarks.md, docs/img/).
+
+    Each script's stdout (its Markdown tables) is kept in bench/results/<name>.md
+    for the report and echoed here; its stderr goes to the terminal as is.
+    ``nox -s bench -- bench_actions`` runs only the scripts whose name contains
+    one of the given words.
+    """
+    # Peer libraries and plotting are installed here only, never as trexec dependencies.
+    peers = ["anyio", "dbos", "pgqueuer", "asyncpg", "procrastinate"]
+    session.install("-e", ".[all]", "matplotlib", *peers)
+    results = ROOT / "bench" / "results"
+    results.mkdir(exist_ok=True)
+    failed = []
+    for script in sorted((ROOT / "bench").glob("bench_*.py")):
+        if session.posargs and not any(word in script.stem for word in session.posargs):
+            continue
+        captured = results / f"{script.stem}.md"
+        try:
+            with captured.open("w", encoding="utf-8") as stdout:
+                session.run("python", str(script), stdout=stdout, stderr=None)
+        except nox.command.CommandFailed:
+            failed.append(script.name)  # the report says so; the session fails below
+        print(captured.read_text(encoding="utf-8"))
+    session.run("python", str(ROOT / "bench" / "report.py"), *(f"--failed={f}" for f in failed))
+    if failed:
+        session.error(f"benchmark scripts failed: {', '.join(failed)}")

@@ -1,0 +1,289 @@
+"""Durable commands of the ``trexec`` CLI (spec §5.13): migrate, worker, ls, show,
+signal, cancel.
+
+Every command takes ``--store URL`` (default ``sqlite:///trexec.db``, or the
+``TREXEC_STORE`` environment variable) and ``--debug``. Errors print one line
+(``Error: ...``) and exit with status 1; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import signal as signals
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import click
+import trio
+
+from .._exceptions import TrexecError
+from ._machine import Machine
+from ._records import STATUSES, InstanceRecord
+
+DEFAULT_STORE = "sqlite:///trexec.db"
+
+
+def _common(fn: Callable[..., Any]) -> Callable[..., Any]:
+    fn = click.option(
+        "--store",
+        "store_url",
+        envvar="TREXEC_STORE",
+        default=DEFAULT_STORE,
+        show_default=True,
+        help="Store URL (env TREXEC_STORE): sqlite:///path or postgresql://...",
+    )(fn)
+    return click.option("--debug", is_flag=True, help="Show tracebacks.")(fn)
+
+
+def _run(debug: bool, main: Callable[[], Awaitable[None]]) -> None:
+    """Run ``main`` under Trio; a trexec error is one line, exit status 1."""
+    try:
+        trio.run(main)
+    except (TrexecError, OSError, ImportError, ValueError) as exc:
+        if debug:
+            raise
+        raise click.ClickException(f"{type(exc).__name__}: {exc}") from None
+
+
+def _target(value: str, as_key: bool) -> int | str:
+    return int(value) if value.isdigit() and not as_key else value
+
+
+def _json(text: str | None) -> str:
+    if text is None:
+        return "-"
+    return json.dumps(json.loads(text), indent=2, sort_keys=True)
+
+
+def _machines_in(module_name: str) -> tuple[list[type[Machine]], list[Any]]:
+    """Machine subclasses (with a ``name``) and workflows defined in a module."""
+    if "" not in sys.path:
+        sys.path.insert(0, "")
+    module = importlib.import_module(module_name)
+    machines, workflows = [], []
+    workflow_type: Any = getattr(importlib.import_module("trexec.workflows"), "Workflow", None)
+    for value in vars(module).values():
+        if isinstance(value, type) and issubclass(value, Machine) and "name" in vars(value):
+            machines.append(value)
+        elif workflow_type is not None and isinstance(value, workflow_type):
+            workflows.append(value)
+    return machines, workflows
+
+
+@click.command()
+@_common
+def migrate(store_url: str, debug: bool) -> None:
+    """Create or upgrade the store's schema."""
+    from ._open import open_store
+
+    async def main() -> None:
+        async with open_store(store_url) as store:
+            version = await store.migrate()
+        click.echo(f"{store.url}: schema version {version}")
+
+    _run(debug, main)
+
+
+@click.command()
+@_common
+@click.option("--import", "modules", multiple=True, required=True, metavar="MODULE",
+              help="Module whose Machine classes (and workflows) to run; repeatable.")  # fmt: skip
+@click.option("--workers", default=8, show_default=True, help="Concurrent steps.")
+@click.option("--lease", default=30.0, show_default=True, help="Lease in seconds.")
+@click.option("--batch-size", default=64, show_default=True, help="Claims per transaction.")
+@click.option("--grace", default=10.0, show_default=True,
+              help="Seconds in-flight steps may take to finish on Ctrl-C.")  # fmt: skip
+@click.option("--poll-interval", default=1.0, show_default=True,
+              help="Longest idle sleep before looking for due work.")  # fmt: skip
+def worker(
+    store_url: str,
+    debug: bool,
+    modules: tuple[str, ...],
+    workers: int,
+    lease: float,
+    batch_size: int,
+    grace: float,
+    poll_interval: float,
+) -> None:
+    """Run the machines of MODULE until Ctrl-C (or SIGTERM), then stop cleanly:
+    in-flight steps finish within --grace, everything else held is released."""
+    from ._engine import open_engine
+    from ._open import open_store
+
+    async def main() -> None:
+        machines: list[type[Machine]] = []
+        workflows: list[Any] = []
+        for name in modules:
+            found, wfs = _machines_in(name)
+            machines += found
+            workflows += wfs
+        if not machines and not workflows:
+            raise ValueError(f"no durable.Machine subclass or workflow found in {modules}")
+        with trio.open_signal_receiver(signals.SIGINT, signals.SIGTERM) as stop:
+            async with (
+                open_store(store_url) as store,
+                open_engine(
+                    store,
+                    machines,
+                    workflows=workflows,
+                    workers=workers,
+                    lease=lease,
+                    batch_size=batch_size,
+                    shutdown_grace=grace,
+                    poll_interval=poll_interval,
+                ),
+            ):
+                names = ", ".join(f"{m.name}@{m.version}" for m in machines)
+                click.echo(f"worker on {store.url}: {names or '-'}; Ctrl-C stops", err=True)
+                async for signum in stop:
+                    click.echo(f"received signal {signum}: stopping", err=True)
+                    break
+        click.echo("worker stopped", err=True)
+
+    _run(debug, main)
+
+
+def _table(records: list[InstanceRecord]) -> Any:
+    from rich.table import Table
+
+    table = Table("id", "machine", "step", "status", "attempt", "key", "parent")
+    for r in records:
+        table.add_row(
+            str(r.id),
+            f"{r.machine}@{r.version}",
+            r.step,
+            r.status,
+            str(r.attempt),
+            r.key or "",
+            "" if r.parent_id is None else str(r.parent_id),
+        )
+    return table
+
+
+@click.command(name="ls")
+@_common
+@click.option("--status", type=click.Choice(STATUSES), help="Only this status.")
+@click.option("--machine", help="Only this machine name.")
+@click.option("--limit", default=100, show_default=True)
+@click.option("--after", "after_id", type=int, help="Only ids greater than this.")
+def ls(
+    store_url: str,
+    debug: bool,
+    status: str | None,
+    machine: str | None,
+    limit: int,
+    after_id: int | None,
+) -> None:
+    """List instances by id."""
+    from rich.console import Console
+
+    from ._open import open_store
+
+    async def main() -> None:
+        async with open_store(store_url) as store:
+            await store.migrate()
+            records = await store.list(
+                status=status, machine=machine, limit=limit, after_id=after_id
+            )
+        Console().print(_table(records))
+
+    _run(debug, main)
+
+
+@click.command()
+@_common
+@click.argument("target")
+@click.option("--key", "as_key", is_flag=True, help="TARGET is a business key even if numeric.")
+def show(store_url: str, debug: bool, target: str, as_key: bool) -> None:
+    """Show one instance (by ID or business KEY): state, step, attempt, error,
+    result, inbox and children."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from ._exceptions import NoTarget
+    from ._open import open_store
+
+    async def main() -> None:
+        async with open_store(store_url) as store:
+            await store.migrate()
+            record = await store.get(_target(target, as_key))
+            if record is None:
+                raise NoTarget(f"{target!r}: no such instance")
+            inbox = await store.inbox(record.id)
+            children = await store.children(record.id)
+        console = Console()
+        console.print(_table([record]))
+        console.print(f"awaits: {', '.join(record.awaits) or '-'}")
+        console.print(f"error: {record.error or '-'}")
+        console.print(f"state: {_json(record.state)}", markup=False)
+        console.print(f"result: {_json(record.result)}", markup=False)
+        signals_table = Table("signal", "name", "payload", "dedup_key", title="inbox")
+        for s in inbox:
+            signals_table.add_row(str(s.id), s.name, s.payload, s.dedup_key or "")
+        console.print(signals_table)
+        if children:
+            console.print("children:")
+            console.print(_table(children))
+
+    _run(debug, main)
+
+
+@click.command(name="signal")
+@_common
+@click.argument("target")
+@click.argument("name")
+@click.option("--payload", default="null", help="JSON payload.", show_default=True)
+@click.option("--dedup-key", help="Deliver at most once per instance with this key.")
+@click.option("--key", "as_key", is_flag=True, help="TARGET is a business key even if numeric.")
+def signal_(
+    store_url: str,
+    debug: bool,
+    target: str,
+    name: str,
+    payload: str,
+    dedup_key: str | None,
+    as_key: bool,
+) -> None:
+    """Send signal NAME to an instance (by ID or business KEY)."""
+    from ._engine import open_engine
+    from ._open import open_store
+
+    try:
+        value = json.loads(payload)
+    except ValueError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint="--payload") from None
+
+    async def main() -> None:
+        async with open_store(store_url) as store, open_engine(store, workers=0) as engine:
+            signal_id = await engine.signal(
+                _target(target, as_key), name, value, dedup_key=dedup_key
+            )
+        click.echo(f"signal {signal_id} delivered")
+
+    _run(debug, main)
+
+
+@click.command()
+@_common
+@click.argument("target")
+@click.option("--key", "as_key", is_flag=True, help="TARGET is a business key even if numeric.")
+def cancel(store_url: str, debug: bool, target: str, as_key: bool) -> None:
+    """Cancel an instance (by ID or business KEY): it never runs again; a running
+    step's outcome is discarded when it returns."""
+    from ._engine import open_engine
+    from ._open import open_store
+
+    async def main() -> None:
+        async with open_store(store_url) as store, open_engine(store, workers=0) as engine:
+            await engine.cancel(_target(target, as_key))
+        click.echo(f"cancelled {target}")
+
+    _run(debug, main)
+
+
+def register(group: click.Group) -> None:
+    """Add the durable commands (migrate, worker, ls, show, signal, cancel) to ``group``."""
+    for command in (migrate, worker, ls, show, signal_, cancel):
+        group.add_command(command)

@@ -1,0 +1,151 @@
+"""Machines, the context a step sees, and the values the engine hands out
+(spec §5.1, §5.5): ``Machine``, ``Context``, ``Signal``, ``Instance``.
+
+A machine is a row, not a process: the class only says how to run one step of
+an instance; the instance itself (step, state, inbox) lives in the store.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import attrs
+import cattrs
+
+from .. import _validate
+from ._outcomes import Outcome, Stop
+
+if TYPE_CHECKING:
+    from ._engine import Engine
+
+__all__ = ["Context", "Instance", "Machine", "Signal"]
+
+
+class Machine:
+    """Base class of a durable machine.
+
+    Subclasses set ``name`` (str) and ``version`` (int >= 1; default 1), optionally
+    ``State`` (an attrs class: states are stored as JSON via cattrs; without it a
+    state is any JSON-serializable value), and implement ``step``.
+
+    The engine makes one object of the class per engine and calls ``step`` for
+    every instance: keep per-instance data in the state, never on ``self``.
+    Machines are registered by (name, version); an instance always resumes on the
+    version it started with (spec §5.1.3).
+    """
+
+    name: ClassVar[str]
+    version: ClassVar[int] = 1
+    State: ClassVar[type[Any] | None] = None
+
+    async def step(self, step: str, ctx: Context) -> Outcome:
+        """Run ``step`` of the instance described by ``ctx``; return an Outcome.
+
+        Runs at least once per committed outcome: a crash before the commit
+        re-runs it (spec §5.1.2), so external side effects should be idempotent.
+        Raising (any ``Exception``) or returning a non-outcome calls ``handle``.
+        """
+        raise NotImplementedError(f"{type(self).__name__}.step is not implemented")
+
+    async def handle(self, error: Exception, ctx: Context) -> Outcome:
+        """Called when ``step`` raised ``error`` (or returned a non-outcome, or a
+        state that cannot be stored); ``ctx.awaited``/``all``/``children`` are
+        empty. Default: ``Stop(error)``. If ``handle`` raises, the instance stops
+        with that error (spec §5.4.7)."""
+        return Stop(error)
+
+
+def check_machine(name: str, value: object) -> type[Machine]:
+    """A Machine subclass with a valid ``name`` and ``version`` (spec §5.1.3)."""
+    if not isinstance(value, type) or not issubclass(value, Machine):
+        _validate.fail(name, value, "a durable.Machine subclass")
+    machine_name = getattr(value, "name", None)
+    if not isinstance(machine_name, str) or not machine_name:
+        _validate.fail(f"{value.__name__}.name", machine_name, "a non-empty str")
+    version = value.version
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        _validate.fail(f"{value.__name__}.version", version, "an int >= 1")
+    state_cls = value.State
+    if state_cls is not None and not attrs.has(state_cls):
+        _validate.fail(f"{value.__name__}.State", state_cls, "an attrs class or None")
+    return value
+
+
+@attrs.frozen
+class Signal:
+    """A signal in an instance's inbox: its ``id``, ``name`` and decoded ``payload``."""
+
+    id: int
+    name: str
+    payload: Any = None
+
+
+@attrs.frozen
+class Instance:
+    """A durable instance as stored (spec §5.1). ``state`` is the machine's State
+    object when the engine knows the machine, else the decoded JSON; ``result``
+    is set once ``done``, ``error`` once ``stopped``. While parked (``awaiting``,
+    ``waiting_children``) ``step`` is the step it will run next."""
+
+    id: int
+    machine: str
+    version: int
+    step: str
+    status: str
+    state: Any
+    result: Any
+    error: str | None
+    attempt: int
+    key: str | None = None
+    parent_id: int | None = None
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+
+@attrs.frozen
+class Context:
+    """What a step sees (spec §5.5).
+
+    ``awaited``: the inbox signals whose name is among those the instance awaited
+    (empty after an await timeout); ``all``: the whole inbox; ``children``: one
+    :class:`Instance` per child of this instance. ``engine`` lets a step signal or
+    insert other instances: such side effects are at least once (the step may run
+    again), so give signals a ``dedup_key``.
+    """
+
+    id: int
+    machine: str
+    version: int
+    step: str
+    attempt: int
+    state: Any
+    awaited: tuple[Signal, ...] = ()
+    all: tuple[Signal, ...] = ()
+    children: tuple[Instance, ...] = ()
+    key: str | None = None
+    parent_id: int | None = None
+    engine: Engine | None = attrs.field(default=None, repr=False, eq=False)
+
+
+class Codec:
+    """States, results and payloads to and from JSON text, via cattrs (spec §5.1.4)."""
+
+    def __init__(self) -> None:
+        self.converter = cattrs.Converter()
+        # One encoder, built once: json.dumps with options builds one per call.
+        self._encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+
+    def dumps(self, value: Any, expected: type[Any] | None = None) -> str:
+        """JSON text of ``value``; raises TypeError/ValueError if it cannot be stored."""
+        if expected is not None and not isinstance(value, expected):
+            raise TypeError(f"state={value!r}: expected an instance of {expected.__qualname__}")
+        if value is None:
+            return "null"
+        return self._encode(self.converter.unstructure(value))
+
+    def loads(self, text: str | None, expected: type[Any] | None = None) -> Any:
+        if text is None:
+            return None
+        data = None if text == "null" else json.loads(text)
+        return data if expected is None else self.converter.structure(data, expected)

@@ -1,0 +1,371 @@
+"""The PostgreSQL store's transaction bodies (spec §5, §8): each function takes a
+connection inside an open transaction and does one operation of the spec.
+
+``_postgres.py`` runs them (one thread call, one transaction each) and maps
+errors; the SQL itself lives in ``_postgres_sql.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import psycopg
+import psycopg.errors
+
+from . import _postgres_sql as sql
+from ._exceptions import DuplicateKey, NoTarget, StoreError
+from ._records import (
+    Claim,
+    Commit,
+    CommitStatus,
+    InstanceRecord,
+    Job,
+    NewInstance,
+    RateLimitPolicy,
+    SignalRecord,
+    Throttled,
+)
+
+__all__ = ["CompleteBatch", "claim_op", "complete", "insert_rows", "record", "signal"]
+
+Conn = psycopg.Connection[Any]
+
+
+def record(row: Sequence[Any]) -> InstanceRecord:
+    (id_, machine, version, step, status, state, result, error, attempt, key, parent_id,
+     awaits, pending, run_at, created, updated) = row  # fmt: skip
+    return InstanceRecord(
+        id=id_,
+        machine=machine,
+        version=version,
+        step=step,
+        status=status,
+        state=state,
+        result=result,
+        error=error,
+        attempt=attempt,
+        key=key,
+        parent_id=parent_id,
+        awaits=tuple(awaits),
+        pending_children=pending,
+        run_at=run_at,
+        created_at=created,
+        updated_at=updated,
+    )
+
+
+def signal(row: Sequence[Any]) -> SignalRecord:
+    return SignalRecord(*row)
+
+
+def insert_rows(c: Conn, items: Sequence[NewInstance]) -> list[int]:
+    """Insert ``items`` (spec §5.3); raises DuplicateKey / NoTarget (nothing inserted)."""
+    parents: dict[int, int] = {}
+    for item in items:
+        if item.parent_id is not None:
+            parents[item.parent_id] = parents.get(item.parent_id, 0) + 1
+    if parents:
+        found = {row[0] for row in c.execute(sql.LOCK_PARENTS, (sorted(parents),))}
+        missing = sorted(set(parents) - found)
+        if missing:
+            raise NoTarget(f"parent_id={missing[0]!r}: no such instance")
+        c.execute(sql.PARENT_ADD_CHILDREN, (list(parents), list(parents.values())))
+    try:
+        rows = c.execute(
+            sql.INSERT,
+            (
+                [i.machine for i in items],
+                [i.version for i in items],
+                [i.step for i in items],
+                [i.state for i in items],
+                [i.key for i in items],
+                [i.parent_id for i in items],
+                [float(i.scheduled_in) for i in items],
+            ),
+        ).fetchall()
+    except psycopg.errors.UniqueViolation as exc:
+        key = duplicate_key(exc, items)
+        raise DuplicateKey(f"key={key!r}: a live instance already holds this key") from exc
+    return sorted(row[0] for row in rows)
+
+
+def claim_op(
+    machines: Sequence[tuple[str, int]],
+    limit: int,
+    lease: float,
+    rate_limits: Mapping[str, RateLimitPolicy],
+) -> Callable[[Conn], Claim]:
+    """The transaction body of ``Store.claim`` (spec §5.5, §8.7)."""
+    params: dict[str, Any] = {
+        "machines": [m for m, _ in machines],
+        "versions": [v for _, v in machines],
+        "limit": limit,
+        "lease": float(lease),
+    }
+
+    def op(c: Conn) -> Claim:
+        throttled: list[Throttled] = []
+        if not rate_limits:
+            # spec §8.7.1: one statement; SKIP LOCKED lets workers claim side by side.
+            rows = c.execute(sql.CLAIM, params).fetchall()
+            # RETURNING has no order: restore the claim's (run_at, id) order.
+            rows.sort(key=lambda row: (row[-1], row[0]))
+            claimed = [row[:-1] for row in rows]
+        else:
+            candidates = c.execute(sql.CLAIM_CANDIDATES, params).fetchall()
+            chosen, throttled = apply_rate_limits(c, candidates, rate_limits)
+            claimed = []
+            if chosen:
+                by_id = {
+                    row[0]: row for row in c.execute(sql.CLAIM_ROWS, {**params, "ids": chosen})
+                }
+                claimed = [by_id[i] for i in chosen]
+        if not claimed:
+            return Claim((), tuple(throttled))
+        children: dict[int, list[InstanceRecord]] = {}
+        parents = [row[0] for row in claimed if row[10]]
+        if parents:
+            for row in c.execute(sql.CLAIM_CHILDREN, (parents,)):
+                child = record(row)
+                assert child.parent_id is not None
+                children.setdefault(child.parent_id, []).append(child)
+        jobs = tuple(
+            Job(
+                id=id_,
+                token=token,
+                machine=machine,
+                version=version,
+                step=step,
+                attempt=attempt,
+                state=state,
+                key=key,
+                parent_id=parent_id,
+                awaits=tuple(awaits),
+                inbox=tuple(signal(s) for s in inbox or ()),
+                children=tuple(children.get(id_, ())),
+            )
+            for (
+                id_,
+                token,
+                machine,
+                version,
+                step,
+                attempt,
+                state,
+                key,
+                parent_id,
+                awaits,
+                _child_count,
+                inbox,
+            ) in claimed
+        )
+        return Claim(jobs, tuple(throttled))
+
+    return op
+
+
+def apply_rate_limits(
+    c: Conn,
+    candidates: Sequence[tuple[int, str | None, int]],
+    rate_limits: Mapping[str, RateLimitPolicy],
+) -> tuple[list[int], list[Throttled]]:
+    """Take tokens from each candidate's bucket, oldest first; return the ids to
+    claim and the throttled rows, postponed to when their bucket refills."""
+
+    def policy_of(key: str | None) -> RateLimitPolicy | None:
+        return None if key is None else rate_limits.get(key.split(":", 1)[0])
+
+    keys = sorted({k for _, k, _ in candidates if k is not None and policy_of(k)})
+    if not keys:
+        return [id_ for id_, _, _ in candidates], []
+    now = c.execute(sql.CLOCK).fetchone()[0]  # type: ignore[index]
+    bursts = [policy_of(k).burst for k in keys]  # type: ignore[union-attr]
+    c.execute(sql.BUCKETS_ENSURE, (keys, bursts))
+    buckets: dict[str, float] = {}
+    for key, tokens, updated in c.execute(sql.BUCKETS_LOCK, (keys,)):
+        policy = policy_of(key)
+        assert policy is not None
+        buckets[key] = min(policy.burst, tokens + max(0.0, now - updated) * policy.rate)
+    chosen: list[int] = []
+    throttled: list[Throttled] = []
+    for id_, key, weight in candidates:
+        policy = policy_of(key)
+        if policy is None or key is None:
+            chosen.append(id_)
+            continue
+        needed = min(float(weight), policy.burst)
+        if buckets[key] + 1e-9 < needed:
+            throttled.append(Throttled(id_, key, (needed - buckets[key]) / policy.rate))
+            continue
+        buckets[key] -= weight
+        chosen.append(id_)
+    c.execute(sql.BUCKETS_SET, (list(buckets), list(buckets.values()), [now] * len(buckets)))
+    if throttled:
+        c.execute(sql.THROTTLE_ROWS, ([t.id for t in throttled], [t.wait for t in throttled]))
+    return chosen, throttled
+
+
+def complete(
+    c: Conn, commits: Sequence[Commit], notify: Callable[[Conn], None]
+) -> list[CommitStatus]:
+    """The transaction body of ``Store.complete`` (spec §5.4, §8.8)."""
+    batch = CompleteBatch(c)
+    batch.lock(commits)
+    statuses = [batch.add(commit) for commit in commits]
+    batch.flush()
+    if batch.wakes:
+        notify(c)
+    return statuses
+
+
+class CompleteBatch:
+    """Applies a batch of commits in one transaction, in order (spec §5.4).
+
+    Every named row is locked first, in id order (two batches never deadlock).
+    Runs of ``next``/``done``/``stop`` commits, the bulk of any workload, are
+    applied with one statement per kind; the rarer kinds one by one, after
+    flushing what came before them, so the result equals applying each commit
+    in turn.
+    """
+
+    def __init__(self, c: Conn) -> None:
+        self.c = c
+        self.rows: dict[int, tuple[str, int, int | None]] = {}
+        self.wakes = False
+        self._next: list[Commit] = []
+        self._done: list[Commit] = []
+        self._stop: list[Commit] = []
+        self._consumed: list[tuple[int, int]] = []
+        self._finished: list[tuple[int, int | None]] = []
+
+    def lock(self, commits: Sequence[Commit]) -> None:
+        ids = sorted({commit.lease.id for commit in commits})
+        for id_, status, token, parent_id in self.c.execute(sql.FENCE, (ids,)):
+            self.rows[id_] = (status, token, parent_id)
+
+    def add(self, commit: Commit) -> CommitStatus:
+        id_ = commit.lease.id
+        row = self.rows.get(id_)
+        if row is None:
+            return "stale"
+        status, token, parent_id = row
+        if status == "cancelled":
+            return "cancelled"
+        # spec §5.8: fencing: only the current claim's outcome applies.
+        if status != "running" or token != commit.lease.token:
+            return "stale"
+        self.rows[id_] = ("committed", token, parent_id)  # a second commit is stale
+        kind = commit.kind
+        if kind == "next":
+            self._next.append(commit)
+            self._consumed += [(sid, id_) for sid in commit.consumed]
+        elif kind in ("done", "stop"):
+            (self._done if kind == "done" else self._stop).append(commit)
+            self._finished.append((id_, parent_id))
+        else:
+            self.flush()
+            return self._apply_one(commit)
+        return "applied"
+
+    def _apply_one(self, commit: Commit) -> CommitStatus:
+        c, id_ = self.c, commit.lease.id
+        if commit.kind == "retry":
+            c.execute(sql.COMPLETE_RETRY, (commit.state, float(commit.delay), id_))
+        elif commit.kind == "await":
+            c.execute(
+                sql.COMPLETE_AWAIT,
+                (commit.step, commit.state, commit.timeout, list(commit.awaits), id_),
+            )
+            # spec §5.6: a matching signal that arrived before parking wakes it now.
+            if c.execute(sql.AWAIT_MATCHING_SIGNAL, (id_, list(commit.awaits))).fetchone():
+                c.execute(sql.WAKE_NOW, (id_,))
+        elif commit.kind == "children":
+            children = [child_of(child, id_) for child in commit.children]
+            if children:
+                try:
+                    # spec §8.8.1: a savepoint: a key clash undoes only this commit.
+                    with c.transaction():
+                        insert_rows(c, children)
+                except DuplicateKey:
+                    self.rows[id_] = ("running", commit.lease.token, self.rows[id_][2])
+                    return "duplicate_key"
+                self.wakes = True
+            n = len(children)
+            # spec §5.7: zero children proceed at once.
+            c.execute(
+                sql.COMPLETE_CHILDREN,
+                (
+                    "waiting_children" if n else "scheduled",
+                    commit.step,
+                    commit.state,
+                    not n,
+                    n,
+                    0,
+                    id_,
+                ),
+            )
+            if commit.consumed:
+                c.execute(
+                    sql.CONSUME_SIGNALS, (list(commit.consumed), [id_] * len(commit.consumed))
+                )
+        else:  # pragma: no cover - the engine builds only the kinds above
+            raise StoreError(f"unknown commit kind {commit.kind!r}")
+        return "applied"
+
+    def flush(self) -> None:
+        c = self.c
+        if self._next:
+            n = self._next
+            c.execute(
+                sql.COMPLETE_NEXT,
+                (
+                    [x.lease.id for x in n],
+                    [x.step for x in n],
+                    [x.state for x in n],
+                    [x.rate_limit for x in n],
+                    [x.weight for x in n],
+                    [x.lease.id for x in n],
+                ),
+            )
+        if self._consumed:
+            c.execute(
+                sql.CONSUME_SIGNALS,
+                ([s for s, _ in self._consumed], [i for _, i in self._consumed]),
+            )
+        if self._done:
+            ids = [x.lease.id for x in self._done]
+            c.execute(sql.COMPLETE_DONE, (ids, [x.result for x in self._done], ids))
+        if self._stop:
+            ids = [x.lease.id for x in self._stop]
+            c.execute(sql.COMPLETE_STOP, (ids, [x.error for x in self._stop], ids))
+        if self._finished:
+            # spec §5.6: a terminal outcome clears the inbox; §5.7: the parent's barrier.
+            c.execute(sql.CLEAR_INBOXES, ([i for i, _ in self._finished],))
+            parents = [p for _, p in self._finished if p is not None]
+            if parents:
+                c.execute(sql.LOCK_ROWS, (sorted(set(parents)),))
+                woke = c.execute(sql.PARENTS_CHILDREN_FINISHED, (parents,)).fetchall()
+                self.wakes = self.wakes or any(s == "scheduled" for _, s in woke)
+        self._next, self._done, self._stop, self._consumed, self._finished = [], [], [], [], []
+
+
+def child_of(child: NewInstance, parent_id: int) -> NewInstance:
+    return NewInstance(
+        machine=child.machine,
+        version=child.version,
+        step=child.step,
+        state=child.state,
+        scheduled_in=child.scheduled_in,
+        key=child.key,
+        parent_id=parent_id,
+    )
+
+
+def duplicate_key(exc: psycopg.errors.UniqueViolation, items: Sequence[NewInstance]) -> str | None:
+    """The key the server named in its error, else the first key of ``items``."""
+    detail = exc.diag.message_detail or ""
+    for item in items:
+        if item.key is not None and f"=({item.key})" in detail:
+            return item.key
+    return next((i.key for i in items if i.key is not None), None)

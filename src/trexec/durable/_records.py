@@ -1,0 +1,210 @@
+"""Records the engine and a store exchange (spec §5.2).
+
+These are the store interface's vocabulary, not the user's: states, results and
+payloads are JSON *text* (the engine serializes with cattrs before calling the
+store, so an unserializable state is a step error, never a store error), and
+times are durations in seconds (the store reads "now" from its own clock).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import attrs
+
+#: Every status an instance can have (spec §5.1).
+Status = Literal[
+    "scheduled", "running", "awaiting", "waiting_children", "done", "stopped", "cancelled"
+]
+STATUSES: tuple[str, ...] = (
+    "scheduled",
+    "running",
+    "awaiting",
+    "waiting_children",
+    "done",
+    "stopped",
+    "cancelled",
+)
+#: Statuses an instance never leaves (spec §5.1).
+TERMINAL: frozenset[str] = frozenset({"done", "stopped", "cancelled"})
+
+#: What a step's outcome asks the store to do (spec §5.4).
+OutcomeKind = Literal["next", "retry", "await", "children", "done", "stop"]
+
+#: What ``Store.complete`` did with one outcome (spec §5.8).
+#: ``applied``: committed; ``stale``: the lease was lost (another claim holds or
+#: finished the row), nothing changed; ``cancelled``: the instance was
+#: cancelled while the step ran, the outcome is discarded; ``duplicate_key``: a
+#: child's business key is taken by a live instance, nothing of this outcome was
+#: stored (the engine routes it to ``handle``).
+CommitStatus = Literal["applied", "stale", "cancelled", "duplicate_key"]
+
+
+@attrs.frozen
+class NewInstance:
+    """One instance to insert (spec §5.3). ``state`` is JSON text."""
+
+    machine: str
+    version: int
+    step: str
+    state: str
+    scheduled_in: float = 0.0
+    key: str | None = None
+    parent_id: int | None = None
+
+
+@attrs.frozen
+class SignalRecord:
+    """One signal in an instance's inbox; ``payload`` is JSON text."""
+
+    id: int
+    name: str
+    payload: str
+    dedup_key: str | None = None
+    created_at: float = 0.0
+
+
+@attrs.frozen
+class InstanceRecord:
+    """A stored instance, as the store reads it. ``state``/``result`` are JSON text
+    (``result`` is None until ``done``); ``awaits`` are the signal names it parked
+    on; ``run_at`` is when it becomes runnable (``scheduled``) or when its await
+    times out (``awaiting``), as a timestamp of the store's clock, else None."""
+
+    id: int
+    machine: str
+    version: int
+    step: str
+    status: str
+    state: str
+    result: str | None
+    error: str | None
+    attempt: int
+    key: str | None
+    parent_id: int | None
+    awaits: tuple[str, ...]
+    pending_children: int
+    run_at: float | None
+    created_at: float
+    updated_at: float
+
+
+@attrs.frozen
+class Lease:
+    """A claim the engine holds on an instance: ``token`` fences its outcome."""
+
+    id: int
+    token: int
+
+
+@attrs.frozen
+class Job:
+    """One claimed instance, with everything its step needs (spec §5.5).
+
+    ``awaits`` is empty when the instance was woken by its await timeout (the claim
+    cleared it, spec §5.6). ``inbox`` is the whole signal inbox at claim time, oldest
+    first; ``children`` every instance whose parent this is, oldest first.
+    """
+
+    id: int
+    token: int
+    machine: str
+    version: int
+    step: str
+    attempt: int
+    state: str
+    key: str | None
+    parent_id: int | None
+    awaits: tuple[str, ...]
+    inbox: tuple[SignalRecord, ...]
+    children: tuple[InstanceRecord, ...]
+    #: ``Lease(id, token)``, computed once (not a constructor argument).
+    lease: Lease = attrs.field(init=False, eq=False, repr=False)
+
+    @lease.default
+    def _lease(self) -> Lease:
+        return Lease(self.id, self.token)
+
+
+@attrs.frozen
+class Throttled:
+    """A runnable instance a claim skipped because its rate-limit bucket was empty;
+    the store postponed it by ``wait`` seconds (spec §5.9)."""
+
+    id: int
+    rate_limit: str
+    wait: float
+
+
+@attrs.frozen
+class Claim:
+    """What ``Store.claim`` returns: the claimed jobs and the throttled skips."""
+
+    jobs: tuple[Job, ...]
+    throttled: tuple[Throttled, ...] = ()
+
+
+@attrs.frozen
+class RateLimitPolicy:
+    """A token bucket as the store applies it: ``rate`` tokens per second, holding
+    at most ``burst`` (spec §5.9)."""
+
+    rate: float
+    burst: float
+
+
+@attrs.frozen
+class Commit:
+    """One step outcome to commit (spec §5.4), fenced by ``lease``.
+
+    Fields used per ``kind`` (others keep their defaults):
+
+    * ``next``: ``step``, ``state``, ``consumed``, ``rate_limit``, ``weight``.
+    * ``retry``: ``state``, ``delay``.
+    * ``await``: ``step`` (the next step), ``state``, ``awaits``, ``timeout``.
+    * ``children``: ``step`` (the next step), ``state``, ``children``, ``consumed``.
+    * ``done``: ``result``.  ``stop``: ``error``.
+    """
+
+    lease: Lease
+    kind: OutcomeKind
+    step: str | None = None
+    state: str | None = None
+    consumed: tuple[int, ...] = ()
+    delay: float = 0.0
+    awaits: tuple[str, ...] = ()
+    timeout: float | None = None
+    children: tuple[NewInstance, ...] = ()
+    result: str | None = None
+    error: str | None = None
+    rate_limit: str | None = None
+    weight: int = 1
+
+
+@attrs.frozen
+class Release:
+    """A held instance to hand back unfinished (spec §5.7): ``attempted`` says its
+    step started (then ``attempt`` grows by one, as when the reaper reclaims it)."""
+
+    lease: Lease
+    attempted: bool
+
+
+@attrs.frozen
+class Delivery:
+    """What ``Store.deliver_signal`` did: the signal's id, its target's id, and
+    whether an earlier signal with the same ``dedup_key`` made this a duplicate."""
+
+    signal_id: int
+    instance_id: int
+    duplicate: bool
+
+
+@attrs.frozen
+class Reclaimed:
+    """An instance the reaper returned to ``scheduled`` after its lease expired."""
+
+    id: int
+    machine: str
+    step: str
+    attempt: int

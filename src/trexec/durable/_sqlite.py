@@ -1,0 +1,385 @@
+"""The embedded SQLite store (spec §5.11): ``open_store("sqlite:///path")``.
+
+stdlib ``sqlite3`` on one dedicated thread per store (``_sqlite_thread.py``),
+WAL journal, ``BEGIN IMMEDIATE`` for every write (a deferred transaction that
+upgrades to a write would get SQLITE_BUSY without waiting), ``busy_timeout`` so
+several processes can share one file. ``synchronous=NORMAL`` by default: in WAL
+mode a commit survives a process crash, and an OS crash or power loss may lose
+the last commits (never corrupt the file); pass ``synchronous="FULL"`` to make
+each commit survive power loss too, at several times the cost per commit.
+The SQL itself lives in ``_sqlite_sql.py``, the write operations that run it in
+``_sqlite_ops.py``; this module opens transactions and hops to the thread.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+from . import _sqlite_ops as ops, _sqlite_sql as sql
+from ._exceptions import StoreError
+from ._records import (
+    Claim,
+    Commit,
+    CommitStatus,
+    Delivery,
+    InstanceRecord,
+    Job,
+    Lease,
+    NewInstance,
+    RateLimitPolicy,
+    Reclaimed,
+    Release,
+    SignalRecord,
+    Throttled,
+)
+from ._sqlite_thread import SqliteThread
+from ._store import SCHEMA_VERSION, Store
+
+T = TypeVar("T")
+SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
+
+
+class SqliteStore(Store):
+    """The embedded store. Open it with ``durable.open_store("sqlite:///path")``.
+
+    ``clock`` (default ``time.time``) is the store's only source of "now"; tests
+    may inject one. See the module docstring for ``synchronous``.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        synchronous: str = "NORMAL",
+        clock: Callable[[], float] = time.time,
+        busy_timeout: float = 30.0,
+    ) -> None:
+        self.url = f"sqlite:///{path}"
+        self.path = path
+        self._clock = clock
+        self._synchronous = synchronous
+        self._busy_timeout = busy_timeout
+        self._thread = SqliteThread(self._connect, name=f"trexec-sqlite:{path}")
+        self._closed = False
+
+    def _connect(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, timeout=self._busy_timeout
+        )
+        connection.execute("PRAGMA journal_mode = WAL")
+        connection.execute(f"PRAGMA synchronous = {self._synchronous}")
+        connection.execute("PRAGMA foreign_keys = OFF")
+        return connection
+
+    async def _open(self) -> None:
+        try:
+            await self._thread.start()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open {self.url}: {exc}") from exc
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T], *, read: bool = False) -> T:
+        # The one boundary where driver errors become durable errors.
+        if self._closed:
+            raise StoreError(f"{self.url}: the store is closed")
+        try:
+            return await self._thread.run(fn, read=read)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.url}: {type(exc).__name__}: {exc}") from exc
+
+    async def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            await self._thread.close()
+
+    # --- schema -----------------------------------------------------------------
+
+    async def migrate(self) -> int:
+        def op(c: sqlite3.Connection) -> int:
+            with ops.write(c):
+                current = 0
+                if c.execute(sql.TABLE_EXISTS, ("trexec_meta",)).fetchone():
+                    row = c.execute(sql.SCHEMA_VERSION_GET).fetchone()
+                    current = int(row[0]) if row else 0
+                if current > SCHEMA_VERSION:
+                    raise StoreError(
+                        f"{self.url}: schema version {current} is newer than this trexec"
+                        f" (expects {SCHEMA_VERSION}); upgrade trexec"
+                    )
+                for version in range(current + 1, SCHEMA_VERSION + 1):
+                    for statement in sql.MIGRATIONS[version]:
+                        c.execute(statement)
+                    c.execute(sql.SCHEMA_VERSION_SET, (str(version),))
+            return SCHEMA_VERSION
+
+        return await self._run(op)
+
+    # --- insert (spec §5.3) --------------------------------------------------------
+
+    async def insert(self, items: Sequence[NewInstance]) -> list[int]:
+        def op(c: sqlite3.Connection) -> list[int]:
+            with ops.write(c):
+                return ops.insert_rows(c, items, self._clock())
+
+        return await self._run(op)
+
+    # --- claim (spec §5.5, §5.9) ---------------------------------------------------
+
+    async def claim(
+        self,
+        machines: Sequence[tuple[str, int]],
+        limit: int,
+        lease: float,
+        rate_limits: Mapping[str, RateLimitPolicy],
+    ) -> Claim:
+        if not machines or limit <= 0:
+            return Claim(())
+
+        def op(c: sqlite3.Connection) -> Claim:
+            with ops.write(c):
+                return self._claim_in(c, self._clock(), machines, limit, lease, rate_limits)
+
+        return await self._run(op)
+
+    def _claim_in(
+        self,
+        c: sqlite3.Connection,
+        now: float,
+        machines: Sequence[tuple[str, int]],
+        limit: int,
+        lease: float,
+        rate_limits: Mapping[str, RateLimitPolicy],
+    ) -> Claim:
+        """The claim (spec §5.5), inside the caller's write transaction."""
+        values, params = ops.machine_filter(machines)
+        candidates_sql = sql.CLAIM_CANDIDATES.format(values)
+        rows = c.execute(candidates_sql, (now, *params, limit)).fetchall()
+        if not rows:
+            return Claim(())
+        throttled: list[Throttled] = []
+        ids = []
+        for id_, _status, rate_key, weight in rows:
+            if rate_key is not None:
+                wait = ops.take_tokens(c, rate_key, weight, rate_limits, now)
+                if wait is not None:
+                    c.execute(sql.THROTTLE_ROW, (now + wait, id_))
+                    throttled.append(Throttled(id_, rate_key, wait))
+                    continue
+            ids.append(id_)
+        claimed = []
+        if ids:
+            claim_rows = sql.CLAIM_ROWS.format(ops.placeholders(len(ids)))
+            claimed = c.execute(claim_rows, (now + lease, now, *ids)).fetchall()
+        inbox: dict[int, list[SignalRecord]] = {}
+        if claimed:
+            for iid, *signal in c.execute(sql.CLAIM_INBOX.format(ops.placeholders(len(ids))), ids):
+                inbox.setdefault(iid, []).append(SignalRecord(*signal))
+        jobs = []
+        for (id_, token, machine, version, step, attempt, state, key, parent_id,
+             awaits, child_count) in claimed:  # fmt: skip
+            children: tuple[InstanceRecord, ...] = ()
+            if child_count:
+                children = tuple(map(ops.record, c.execute(sql.CLAIM_CHILDREN, (id_,)).fetchall()))
+            jobs.append(
+                Job(
+                    id=id_,
+                    token=token,
+                    machine=machine,
+                    version=version,
+                    step=step,
+                    attempt=attempt,
+                    state=state,
+                    key=key,
+                    parent_id=parent_id,
+                    awaits=() if awaits == "[]" else tuple(json.loads(awaits)),
+                    inbox=tuple(inbox.get(id_, ())),
+                    children=children,
+                )
+            )
+        return Claim(tuple(jobs), tuple(throttled))
+
+    async def next_due(self, machines: Sequence[tuple[str, int]]) -> float | None:
+        if not machines:
+            return None
+        values, params = ops.machine_filter(machines)
+        query = sql.NEXT_DUE.format(values)
+
+        def op(c: sqlite3.Connection) -> float | None:
+            (run_at,) = c.execute(query, params).fetchone()
+            return None if run_at is None else max(0.0, run_at - self._clock())
+
+        return await self._run(op, read=True)
+
+    # --- leases (spec §5.8) --------------------------------------------------------
+
+    async def heartbeat(self, leases: Sequence[Lease], lease: float) -> set[int]:
+        if not leases:
+            return set()
+
+        def op(c: sqlite3.Connection) -> set[int]:
+            lost = set()
+            with ops.write(c):
+                expires = self._clock() + lease
+                for held in leases:
+                    if c.execute(sql.HEARTBEAT, (expires, held.id, held.token)).rowcount == 0:
+                        lost.add(held.id)
+            return lost
+
+        return await self._run(op)
+
+    async def release(self, releases: Sequence[Release]) -> None:
+        if not releases:
+            return
+
+        def op(c: sqlite3.Connection) -> None:
+            with ops.write(c):
+                now = self._clock()
+                for r in releases:
+                    c.execute(sql.RELEASE, (now, int(r.attempted), now, r.lease.id, r.lease.token))
+
+        await self._run(op)
+
+    async def reap_expired(self) -> list[Reclaimed]:
+        def op(c: sqlite3.Connection) -> list[Reclaimed]:
+            with ops.write(c):
+                now = self._clock()
+                rows = c.execute(sql.REAP_EXPIRED, (now, now, now)).fetchall()
+            return [Reclaimed(*row) for row in rows]
+
+        return await self._run(op)
+
+    # --- complete (spec §5.4) -------------------------------------------------------
+
+    async def complete(self, commits: Sequence[Commit]) -> list[CommitStatus]:
+        if not commits:
+            return []
+
+        def op(c: sqlite3.Connection) -> list[CommitStatus]:
+            with ops.write(c):
+                now = self._clock()
+                return [ops.complete_one(c, commit, now) for commit in commits]
+
+        return await self._run(op)
+
+    async def complete_and_claim(
+        self,
+        commits: Sequence[Commit],
+        machines: Sequence[tuple[str, int]],
+        limit: int,
+        lease: float,
+        rate_limits: Mapping[str, RateLimitPolicy],
+    ) -> tuple[list[CommitStatus], Claim]:
+        """Both in ONE transaction and one hop (spec §5.5.3)."""
+        if not machines or limit <= 0:
+            return await self.complete(commits), Claim(())
+
+        def op(c: sqlite3.Connection) -> tuple[list[CommitStatus], Claim]:
+            with ops.write(c):
+                now = self._clock()
+                statuses = [ops.complete_one(c, commit, now) for commit in commits]
+                return statuses, self._claim_in(c, now, machines, limit, lease, rate_limits)
+
+        return await self._run(op)
+
+    # --- signals (spec §5.6) ---------------------------------------------------------
+
+    async def deliver_signal(
+        self, target: int | str, name: str, payload: str, dedup_key: str | None
+    ) -> Delivery:
+        def op(c: sqlite3.Connection) -> Delivery:
+            with ops.write(c):
+                now = self._clock()
+                id_, status, awaits = ops.target(c, target)
+                if dedup_key is not None:
+                    row = c.execute(sql.DEDUP_GET, (id_, dedup_key)).fetchone()
+                    if row is not None:
+                        return Delivery(row[0], id_, True)
+                cursor = c.execute(sql.DELIVER_SIGNAL, (id_, name, payload, dedup_key, now))
+                signal_id = cursor.lastrowid
+                assert signal_id is not None
+                if dedup_key is not None:
+                    c.execute(sql.DEDUP_SET, (id_, dedup_key, signal_id))
+                if status == "awaiting" and name in json.loads(awaits):
+                    c.execute(sql.WAKE_NOW, (now, now, id_))
+                return Delivery(signal_id, id_, False)
+
+        return await self._run(op)
+
+    async def cancel(self, target: int | str) -> str:
+        def op(c: sqlite3.Connection) -> str:
+            with ops.write(c):
+                now = self._clock()
+                id_, status, _ = ops.target(c, target)
+                parent_id = c.execute(sql.FENCE, (id_,)).fetchone()[2]
+                c.execute(sql.CANCEL, (now, id_))
+                ops.finish(c, id_, parent_id, now)
+                return status
+
+        return await self._run(op)
+
+    # --- reads -------------------------------------------------------------------------
+
+    async def get(self, target: int | str) -> InstanceRecord | None:
+        query = sql.GET_BY_ID if isinstance(target, int) else sql.GET_BY_KEY
+
+        def op(c: sqlite3.Connection) -> InstanceRecord | None:
+            row = c.execute(query, (target,)).fetchone()
+            return None if row is None else ops.record(row)
+
+        return await self._run(op, read=True)
+
+    async def inbox(self, instance_id: int) -> list[SignalRecord]:
+        def op(c: sqlite3.Connection) -> list[SignalRecord]:
+            return [SignalRecord(*row) for row in c.execute(sql.INBOX, (instance_id,))]
+
+        return await self._run(op, read=True)
+
+    async def children(self, instance_id: int) -> list[InstanceRecord]:
+        def op(c: sqlite3.Connection) -> list[InstanceRecord]:
+            return [ops.record(row) for row in c.execute(sql.CLAIM_CHILDREN, (instance_id,))]
+
+        return await self._run(op, read=True)
+
+    async def list(
+        self,
+        *,
+        status: str | None = None,
+        machine: str | None = None,
+        limit: int = 100,
+        after_id: int | None = None,
+    ) -> list[InstanceRecord]:
+        query = sql.LIST
+        params: list[Any] = [after_id if after_id is not None else 0]
+        if status is not None:
+            query += " AND status = ?"
+            params.append(status)
+        if machine is not None:
+            query += " AND machine = ?"
+            params.append(machine)
+        query += " ORDER BY id LIMIT ?"
+        params.append(limit)
+
+        def op(c: sqlite3.Connection) -> list[InstanceRecord]:
+            return [ops.record(row) for row in c.execute(query, params)]
+
+        return await self._run(op, read=True)
+
+
+@asynccontextmanager
+async def open_sqlite_store(
+    path: str,
+    *,
+    synchronous: str = "NORMAL",
+    clock: Callable[[], float] = time.time,
+) -> Any:
+    """Open the store at ``path`` (``:memory:`` is not supported: use a file)."""
+    store = SqliteStore(path, synchronous=synchronous.upper(), clock=clock)
+    await store._open()
+    try:
+        yield store
+    finally:
+        await store.close()

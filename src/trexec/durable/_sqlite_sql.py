@@ -1,0 +1,220 @@
+"""The SQLite store's SQL, one constant per operation of the spec (spec §5.2).
+
+Times are REAL seconds of the store's clock. ``awaits`` is a JSON list of names.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: dict[int, list[str]] = {
+    1: [
+        """CREATE TABLE IF NOT EXISTS trexec_meta (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        )""",
+        """CREATE TABLE instances (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            machine TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            step TEXT NOT NULL,
+            status TEXT NOT NULL,
+            state TEXT NOT NULL,
+            result TEXT,
+            error TEXT,
+            attempt INTEGER NOT NULL DEFAULT 1,
+            key TEXT,
+            parent_id INTEGER,
+            run_at REAL,
+            awaits TEXT NOT NULL DEFAULT '[]',
+            pending_children INTEGER NOT NULL DEFAULT 0,
+            child_count INTEGER NOT NULL DEFAULT 0,
+            token INTEGER NOT NULL DEFAULT 0,
+            lease_expires_at REAL,
+            rate_limit TEXT,
+            weight INTEGER NOT NULL DEFAULT 1,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        )""",
+        """CREATE INDEX instances_runnable ON instances (run_at)
+            WHERE status IN ('scheduled', 'awaiting')""",
+        """CREATE INDEX instances_leases ON instances (lease_expires_at)
+            WHERE status = 'running'""",
+        """CREATE UNIQUE INDEX instances_live_key ON instances (key)
+            WHERE key IS NOT NULL AND status NOT IN ('done', 'stopped', 'cancelled')""",
+        "CREATE INDEX instances_key ON instances (key, id) WHERE key IS NOT NULL",
+        "CREATE INDEX instances_parent ON instances (parent_id) WHERE parent_id IS NOT NULL",
+        "CREATE INDEX instances_status ON instances (status, id)",
+        """CREATE TABLE signals (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            instance_id INTEGER NOT NULL,
+            name TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            dedup_key TEXT,
+            created_at REAL NOT NULL
+        )""",
+        "CREATE INDEX signals_instance ON signals (instance_id, id)",
+        """CREATE TABLE signal_dedup (
+            instance_id INTEGER NOT NULL,
+            dedup_key TEXT NOT NULL,
+            signal_id INTEGER NOT NULL,
+            PRIMARY KEY (instance_id, dedup_key)
+        )""",
+        """CREATE TABLE rate_buckets (
+            key TEXT PRIMARY KEY,
+            tokens REAL NOT NULL,
+            updated_at REAL NOT NULL
+        )""",
+    ],
+}
+
+INSTANCE_COLUMNS = (
+    "id, machine, version, step, status, state, result, error, attempt, key, parent_id,"
+    " awaits, pending_children, run_at, created_at, updated_at"
+)
+
+SCHEMA_VERSION_GET = "SELECT value FROM trexec_meta WHERE key = 'schema_version'"
+SCHEMA_VERSION_SET = (
+    "INSERT INTO trexec_meta (key, value) VALUES ('schema_version', ?)"
+    " ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+)
+TABLE_EXISTS = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
+
+# --- insert (spec §5.3) -------------------------------------------------------
+INSERT = (
+    "INSERT INTO instances (machine, version, step, status, state, key, parent_id,"
+    " run_at, created_at, updated_at) VALUES (?, ?, ?, 'scheduled', ?, ?, ?, ?, ?, ?)"
+)
+PARENT_ADD_CHILD = (
+    "UPDATE instances SET child_count = child_count + 1,"
+    " pending_children = pending_children + (status = 'waiting_children')"
+    " WHERE id = ?"
+)
+
+# --- claim (spec §5.5) --------------------------------------------------------
+# The machine filter is appended as "(machine, version) IN (VALUES ...)". The
+# planner would otherwise pick instances_status and sort every runnable row.
+CLAIM_CANDIDATES = (
+    "SELECT id, status, rate_limit, weight FROM instances INDEXED BY instances_runnable"
+    " WHERE status IN ('scheduled', 'awaiting') AND run_at <= ? AND (machine, version) IN ({})"
+    " ORDER BY run_at, id LIMIT ?"
+)
+# The ids are appended as "id IN (?, ...)": one statement claims the batch.
+CLAIM_ROWS = (
+    "UPDATE instances SET status = 'running', token = token + 1, lease_expires_at = ?,"
+    " awaits = CASE WHEN status = 'awaiting' THEN '[]' ELSE awaits END, updated_at = ?"
+    " WHERE id IN ({})"
+    " RETURNING id, token, machine, version, step, attempt, state, key, parent_id,"
+    " awaits, child_count"
+)
+CLAIM_INBOX = (
+    "SELECT instance_id, id, name, payload, dedup_key, created_at FROM signals"
+    " WHERE instance_id IN ({}) ORDER BY id"
+)
+CLAIM_CHILDREN = f"SELECT {INSTANCE_COLUMNS} FROM instances WHERE parent_id = ? ORDER BY id"
+THROTTLE_ROW = "UPDATE instances SET run_at = ? WHERE id = ?"
+BUCKET_GET = "SELECT tokens, updated_at FROM rate_buckets WHERE key = ?"
+BUCKET_SET = (
+    "INSERT INTO rate_buckets (key, tokens, updated_at) VALUES (?, ?, ?)"
+    " ON CONFLICT (key) DO UPDATE SET tokens = excluded.tokens, updated_at = excluded.updated_at"
+)
+
+NEXT_DUE = (
+    "SELECT MIN(run_at) FROM instances INDEXED BY instances_runnable"
+    " WHERE status IN ('scheduled', 'awaiting') AND run_at IS NOT NULL"
+    " AND (machine, version) IN ({})"
+)
+
+# --- leases (spec §5.8) -------------------------------------------------------
+HEARTBEAT = (
+    "UPDATE instances SET lease_expires_at = ? WHERE id = ? AND token = ? AND status = 'running'"
+)
+RELEASE = (
+    "UPDATE instances SET status = 'scheduled', run_at = ?, lease_expires_at = NULL,"
+    " attempt = attempt + ?, updated_at = ?"
+    " WHERE id = ? AND token = ? AND status = 'running'"
+)
+REAP_EXPIRED = (
+    "UPDATE instances SET status = 'scheduled', run_at = ?, lease_expires_at = NULL,"
+    " attempt = attempt + 1, updated_at = ?"
+    " WHERE status = 'running' AND lease_expires_at < ?"
+    " RETURNING id, machine, step, attempt"
+)
+
+# --- complete (spec §5.4) -----------------------------------------------------
+FENCE = "SELECT status, token, parent_id FROM instances WHERE id = ?"
+# Each COMPLETE_* statement is fenced (spec §5.8): it changes the row only while
+# the commit's token holds it; no row changed means stale or cancelled.
+COMPLETE_NEXT = (
+    "UPDATE instances SET status = 'scheduled', step = ?, state = ?, attempt = 1, run_at = ?,"
+    " awaits = '[]', rate_limit = ?, weight = ?, lease_expires_at = NULL, updated_at = ?"
+    " WHERE id = ? AND token = ? AND status = 'running'"
+)
+COMPLETE_RETRY = (
+    "UPDATE instances SET status = 'scheduled', state = ?, attempt = attempt + 1, run_at = ?,"
+    " lease_expires_at = NULL, updated_at = ?"
+    " WHERE id = ? AND token = ? AND status = 'running'"
+)
+COMPLETE_AWAIT = (
+    "UPDATE instances SET status = 'awaiting', step = ?, state = ?, attempt = 1, run_at = ?,"
+    " awaits = ?, rate_limit = NULL, weight = 1, lease_expires_at = NULL, updated_at = ?"
+    " WHERE id = ? AND token = ? AND status = 'running'"
+)
+# No lost wake-up: a matching signal already in the inbox makes it runnable now.
+AWAIT_MATCHING_SIGNAL = (
+    "SELECT 1 FROM signals WHERE instance_id = ? AND name IN (SELECT value FROM json_each(?))"
+    " LIMIT 1"
+)
+WAKE_NOW = "UPDATE instances SET status = 'scheduled', run_at = ?, updated_at = ? WHERE id = ?"
+COMPLETE_CHILDREN = (
+    "UPDATE instances SET status = ?, step = ?, state = ?, attempt = 1, run_at = ?,"
+    " awaits = '[]', rate_limit = NULL, weight = 1, pending_children = ?,"
+    " lease_expires_at = NULL, updated_at = ? WHERE id = ?"
+)
+COMPLETE_DONE = (
+    "UPDATE instances SET status = 'done', result = ?, run_at = NULL, awaits = '[]',"
+    " rate_limit = NULL, lease_expires_at = NULL, updated_at = ?"
+    " WHERE id = ? AND token = ? AND status = 'running' RETURNING parent_id"
+)
+COMPLETE_STOP = (
+    "UPDATE instances SET status = 'stopped', error = ?, run_at = NULL, awaits = '[]',"
+    " rate_limit = NULL, lease_expires_at = NULL, updated_at = ?"
+    " WHERE id = ? AND token = ? AND status = 'running' RETURNING parent_id"
+)
+CONSUME_SIGNAL = "DELETE FROM signals WHERE id = ? AND instance_id = ?"
+CLEAR_INBOX = "DELETE FROM signals WHERE instance_id = ?"
+PARENT_CHILD_FINISHED = (
+    "UPDATE instances SET pending_children = pending_children - 1, updated_at = ?"
+    " WHERE id = ? AND status = 'waiting_children'"
+)
+PARENT_RELEASE_BARRIER = (
+    "UPDATE instances SET status = 'scheduled', run_at = ?, updated_at = ?"
+    " WHERE id = ? AND status = 'waiting_children' AND pending_children <= 0"
+)
+
+# --- signals (spec §5.6) ------------------------------------------------------
+TARGET_BY_ID = "SELECT id, status, awaits FROM instances WHERE id = ?"
+TARGET_BY_KEY = (
+    "SELECT id, status, awaits FROM instances WHERE key = ?"
+    " AND status NOT IN ('done', 'stopped', 'cancelled')"
+)
+DEDUP_GET = "SELECT signal_id FROM signal_dedup WHERE instance_id = ? AND dedup_key = ?"
+DEDUP_SET = "INSERT INTO signal_dedup (instance_id, dedup_key, signal_id) VALUES (?, ?, ?)"
+DELIVER_SIGNAL = (
+    "INSERT INTO signals (instance_id, name, payload, dedup_key, created_at) VALUES (?, ?, ?, ?, ?)"
+)
+
+# --- cancel -------------------------------------------------------------------
+CANCEL = (
+    "UPDATE instances SET status = 'cancelled', run_at = NULL, lease_expires_at = NULL,"
+    " awaits = '[]', updated_at = ? WHERE id = ?"
+)
+
+# --- reads --------------------------------------------------------------------
+GET_BY_ID = f"SELECT {INSTANCE_COLUMNS} FROM instances WHERE id = ?"
+GET_BY_KEY = (
+    f"SELECT {INSTANCE_COLUMNS} FROM instances WHERE key = ?"
+    " ORDER BY status IN ('done', 'stopped', 'cancelled'), id DESC LIMIT 1"
+)
+INBOX = (
+    "SELECT id, name, payload, dedup_key, created_at FROM signals WHERE instance_id = ? ORDER BY id"
+)
+LIST = f"SELECT {INSTANCE_COLUMNS} FROM instances WHERE id > ?"

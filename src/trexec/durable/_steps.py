@@ -1,0 +1,240 @@
+"""Running one claimed step to the commit it implies (spec §5.4, §5.5), like
+GenDurable.Executor: load the state, snapshot the inbox, call ``step``, route an
+error to ``handle``, validate and serialize the outcome.
+
+Nothing here touches the store: the engine commits the returned ``Commit``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from .. import telemetry
+from ._machine import Codec, Context, Instance, Machine, Signal
+from ._outcomes import Await, Done, Next, Outcome, Retry, ScheduleChildren, Stop, reason_text
+from ._records import Commit, InstanceRecord, Job, NewInstance
+
+if TYPE_CHECKING:
+    from ._engine import Engine
+
+logger = logging.getLogger("trexec.durable")
+
+
+class Registry:
+    """Machine classes by (name, version) (spec §5.1.3): those this engine runs,
+    plus any it has inserted or seen as a child (to decode their states)."""
+
+    def __init__(self) -> None:
+        self.classes: dict[tuple[str, int], type[Machine]] = {}
+
+    def add(self, cls: type[Machine]) -> tuple[str, int]:
+        from .. import _validate
+
+        key = (cls.name, cls.version)
+        known = self.classes.get(key)
+        if known is not None and known is not cls:
+            _validate.fail(
+                "machine",
+                cls,
+                f"a single class per (name, version); {key!r} is already {known.__qualname__}",
+            )
+        self.classes[key] = cls
+        return key
+
+    def state_class(self, machine: str, version: int) -> type[Any] | None:
+        cls = self.classes.get((machine, version))
+        return None if cls is None else cls.State
+
+
+def to_instance(codec: Codec, registry: Registry, record: InstanceRecord) -> Instance:
+    """The public view of a stored row; an undecodable state is left as JSON."""
+    state_cls = registry.state_class(record.machine, record.version)
+    try:
+        state = codec.loads(record.state, state_cls)
+    except Exception:
+        state = codec.loads(record.state)
+    return Instance(
+        id=record.id,
+        machine=record.machine,
+        version=record.version,
+        step=record.step,
+        status=record.status,
+        state=state,
+        result=codec.loads(record.result),
+        error=record.error,
+        attempt=record.attempt,
+        key=record.key,
+        parent_id=record.parent_id,
+        created_at=record.created_at,
+        updated_at=record.updated_at,
+    )
+
+
+class StepRunner:
+    """Turns a claimed :class:`Job` into the :class:`Commit` its step's outcome implies."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        machines: Mapping[tuple[str, int], Machine],
+        rate_limit_names: frozenset[str],
+    ) -> None:
+        self.engine = engine
+        self.codec = engine._codec
+        self.registry = engine._registry
+        self.machines = machines
+        self.rate_limit_names = rate_limit_names
+
+    def context(self, job: Job) -> tuple[Context, Exception | None]:
+        """The step's ctx; a state that cannot be loaded is returned as the error
+        to hand to ``handle`` (the ctx then has ``state=None``)."""
+        codec = self.codec
+        signals: tuple[Signal, ...] = ()
+        awaited: tuple[Signal, ...] = ()
+        children: tuple[Instance, ...] = ()
+        if job.inbox:
+            signals = tuple(Signal(s.id, s.name, codec.loads(s.payload)) for s in job.inbox)
+            awaits = job.awaits
+            awaited = tuple(s for s in signals if s.name in awaits)
+        if job.children:
+            children = tuple(to_instance(codec, self.registry, r) for r in job.children)
+        error: Exception | None = None
+        try:
+            state = codec.loads(job.state, self.registry.state_class(job.machine, job.version))
+        except Exception as exc:
+            state, error = None, exc
+        ctx = Context(
+            id=job.id,
+            machine=job.machine,
+            version=job.version,
+            step=job.step,
+            attempt=job.attempt,
+            state=state,
+            awaited=awaited,
+            all=signals,
+            children=children,
+            key=job.key,
+            parent_id=job.parent_id,
+            engine=self.engine,
+        )
+        return ctx, error
+
+    async def run(self, job: Job) -> tuple[Commit, str]:
+        """Run the job's step (or ``handle``) to a commit; also return the step's
+        outcome kind for telemetry. ``trio.Cancelled`` and ``KeyboardInterrupt``
+        propagate: they are not step errors (spec §5.4.7)."""
+        machine = self.machines[(job.machine, job.version)]
+        ctx, error = self.context(job)
+        if error is None:
+            try:
+                outcome = await machine.step(job.step, ctx)
+                # spec §5.6: a progressing outcome consumes the awaited ids received.
+                return self.encode(job, outcome, tuple(s.id for s in ctx.awaited)), outcome.kind
+            except Exception as exc:  # spec §5.4.7: raised, non-outcome, unstorable
+                error = exc
+        logger.warning(
+            "durable step %s.%s of instance %s failed: %r",
+            job.machine,
+            job.step,
+            job.id,
+            error,
+            exc_info=error,
+        )
+        return await self.handle(job, machine, ctx, error)
+
+    async def handle(
+        self, job: Job, machine: Machine, ctx: Context, error: Exception
+    ) -> tuple[Commit, str]:
+        """``handle(error, ctx)`` with an empty inbox view, as the seed does; if it
+        raises or its outcome cannot be stored, the instance stops (spec §5.4.7)."""
+        import attrs
+
+        handle_ctx = attrs.evolve(ctx, awaited=(), all=(), children=())
+        try:
+            outcome = await machine.handle(error, handle_ctx)
+            return self.encode(job, outcome, ()), outcome.kind
+        except Exception as exc:
+            logger.warning("durable handle of instance %s raised: %r", job.id, exc)
+            return Commit(job.lease, "stop", error=reason_text(exc)), "stop"
+
+    def encode(self, job: Job, outcome: Any, consumed: tuple[int, ...]) -> Commit:
+        """Validate ``outcome`` and serialize it; raises TypeError/ValueError (a step
+        error) for a non-outcome or a value that cannot be stored as JSON."""
+        if not isinstance(outcome, Outcome):
+            raise TypeError(
+                f"step {job.step!r} of {job.machine!r} returned {outcome!r}:"
+                " expected a durable outcome (Next, Retry, Await, ScheduleChildren, Done, Stop)"
+            )
+        dumps = self.codec.dumps
+        state_cls = self.registry.state_class(job.machine, job.version)
+        lease = job.lease
+        if isinstance(outcome, Next):
+            if outcome.rate_limit is not None:
+                self._check_rate_limit(job, outcome.rate_limit)
+            return Commit(
+                lease,
+                "next",
+                step=outcome.step,
+                state=dumps(outcome.state, state_cls),
+                consumed=consumed,
+                rate_limit=outcome.rate_limit,
+                weight=outcome.weight,
+            )
+        if isinstance(outcome, Retry):
+            return Commit(
+                lease, "retry", state=dumps(outcome.state, state_cls), delay=outcome.delay
+            )
+        if isinstance(outcome, Await):
+            return Commit(
+                lease,
+                "await",
+                step=outcome.next_step,
+                state=dumps(outcome.state, state_cls),
+                awaits=outcome.names,
+                timeout=outcome.timeout,
+            )
+        if isinstance(outcome, ScheduleChildren):
+            children = []
+            for child in outcome.children:
+                self.registry.add(child.machine)
+                children.append(
+                    NewInstance(
+                        machine=child.machine.name,
+                        version=child.machine.version,
+                        step=child.step,
+                        state=dumps(child.state, child.machine.State),
+                        key=child.key,
+                    )
+                )
+            return Commit(
+                lease,
+                "children",
+                step=outcome.next_step,
+                state=dumps(outcome.state, state_cls),
+                children=tuple(children),
+                consumed=consumed,
+            )
+        if isinstance(outcome, Done):
+            return Commit(lease, "done", result=dumps(outcome.result))
+        assert isinstance(outcome, Stop)
+        return Commit(lease, "stop", error=reason_text(outcome.reason))
+
+    def _check_rate_limit(self, job: Job, rate_limit: str) -> None:
+        name = rate_limit.split(":", 1)[0]
+        if name not in self.rate_limit_names:
+            # spec §5.9: an unknown name is reported, never a silent stall.
+            logger.warning(
+                "instance %s (%s.%s) names rate limit %r, which has no policy: not limited",
+                job.id,
+                job.machine,
+                job.step,
+                rate_limit,
+            )
+            telemetry.execute(
+                ("trexec", "durable", "rate_limit", "unknown"),
+                {"count": 1},
+                {"key": rate_limit, "name": name, "id": job.id, "machine": job.machine,
+                 "step": job.step},
+            )  # fmt: skip

@@ -1,0 +1,244 @@
+"""The store interface every durable backend implements (spec §5.2).
+
+The engine (``_engine.py``) talks only to this interface; ``_sqlite.py`` (the
+embedded default) and ``_postgres.py`` implement it with the same semantics.
+Each method is one operation of the spec, and each write method is ONE
+transaction: all of it commits, or none of it does.
+
+Rules every implementation follows:
+
+* The store, never the engine, reads "now": SQLite from a clock callable, the
+  PostgreSQL store from the database's ``now()``. The engine passes durations
+  (``lease``, ``delay``, ``timeout``, ``scheduled_in``) in seconds.
+* States, results and signal payloads are JSON text, stored and returned as is.
+* Ids are integers assigned by the store, increasing with insertion order.
+* Errors: a business-key clash raises :class:`DuplicateKey`, an unknown or
+  (where stated) finished target raises :class:`NoTarget`; every driver error
+  is mapped to :class:`StoreError` (``__cause__`` = the driver's exception).
+  A method that raises has changed nothing.
+* Cancellation: a write that has started always runs to its commit or rollback
+  (the engine's state and the database never disagree about whether it
+  happened); the cancellation is delivered afterwards. A read may be
+  interrupted.
+* A store is opened by an async context manager (``open_store``) and is bound
+  to the Trio run that opened it; ``close`` is idempotent.
+
+Terms: an instance is *live* while its status is not terminal (``done``,
+``stopped``, ``cancelled``). It is *runnable* when its status is ``scheduled``
+and ``run_at <= now``, or ``awaiting`` with a timeout and ``run_at <= now``.
+``attempt`` is 1 on the first run of a step.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Mapping, Sequence
+
+from ._records import (
+    Claim,
+    Commit,
+    CommitStatus,
+    Delivery,
+    InstanceRecord,
+    Lease,
+    NewInstance,
+    RateLimitPolicy,
+    Reclaimed,
+    Release,
+    SignalRecord,
+)
+
+__all__ = ["SCHEMA_VERSION", "Store"]
+
+#: The schema version this code expects; ``migrate`` brings a database up to it.
+SCHEMA_VERSION = 1
+
+
+class Store(abc.ABC):
+    """Where durable instances live. See the module docstring for shared rules."""
+
+    #: The URL the store was opened with (secrets removed), for messages.
+    url: str
+
+    @abc.abstractmethod
+    async def migrate(self) -> int:
+        """Create or upgrade the schema to :data:`SCHEMA_VERSION`; return it.
+
+        Idempotent and safe to run from several processes at once. Raises
+        :class:`StoreError` if the database's schema is newer than this code.
+        """
+
+    @abc.abstractmethod
+    async def insert(self, items: Sequence[NewInstance]) -> list[int]:
+        """Insert every item in one transaction; return their ids in order.
+
+        Each row starts ``scheduled`` at ``attempt`` 1, runnable at
+        ``now + scheduled_in``. With ``parent_id`` the row is a child of that
+        parent (listed in its ``Job.children``); if the parent is
+        ``waiting_children``, its pending count grows by one (spec §5.7).
+        Raises :class:`DuplicateKey` if a ``key`` is held by a live instance (or
+        repeated in ``items``), :class:`NoTarget` if a ``parent_id`` is unknown;
+        then nothing is inserted.
+        """
+
+    @abc.abstractmethod
+    async def claim(
+        self,
+        machines: Sequence[tuple[str, int]],
+        limit: int,
+        lease: float,
+        rate_limits: Mapping[str, RateLimitPolicy],
+    ) -> Claim:
+        """Claim up to ``limit`` runnable instances of ``machines`` ((name, version)
+        pairs) in one transaction, oldest ``run_at`` first (spec §5.5).
+
+        Each claimed row becomes ``running`` with a fresh fencing token (greater
+        than any earlier token of that row) and a lease expiring at
+        ``now + lease``. A row claimed from ``awaiting`` (its timeout passed)
+        gets ``awaits`` cleared, so its step sees no awaited signals (spec §5.6).
+        ``Job.inbox``/``Job.children`` are read in the same transaction.
+
+        Rate limits (spec §5.9): a row whose ``rate_limit`` key (``name`` or
+        ``name:partition``) names a policy in ``rate_limits`` is claimed only if
+        the bucket of that whole key holds at least ``min(weight, burst)``
+        tokens (buckets start full, refill at ``rate`` per second up to
+        ``burst``); claiming takes ``weight`` tokens (the bucket may go
+        negative). Otherwise the row is skipped, its ``run_at`` moved to when
+        the bucket will hold enough, and it is reported in ``Claim.throttled``.
+        A key whose name has no policy is not limited. Buckets are shared by
+        every engine on the store.
+        """
+
+    @abc.abstractmethod
+    async def next_due(self, machines: Sequence[tuple[str, int]]) -> float | None:
+        """Seconds until the earliest runnable row of ``machines`` (0.0 if one is
+        runnable now), or None if none is scheduled or awaiting with a timeout."""
+
+    @abc.abstractmethod
+    async def heartbeat(self, leases: Sequence[Lease], lease: float) -> set[int]:
+        """Extend every lease still held (row ``running`` with that token) to
+        ``now + lease``, in one transaction; return the ids whose lease was lost."""
+
+    @abc.abstractmethod
+    async def complete(self, commits: Sequence[Commit]) -> list[CommitStatus]:
+        """Apply step outcomes in ONE transaction; return one status per commit.
+
+        Each commit is fenced: it applies only if its row is ``running`` with
+        ``commit.lease.token``; a ``cancelled`` row gives ``"cancelled"``, any
+        other mismatch ``"stale"``, and neither changes anything. An applied
+        commit clears the lease and does everything its kind implies (spec §5.4):
+
+        * ``next``: ``scheduled`` at ``step`` now, new ``state``, ``attempt`` 1,
+          ``awaits`` cleared, the ``consumed`` signal ids deleted (only those
+          of this instance), ``rate_limit``/``weight`` stored for the claim of
+          the next step.
+        * ``retry``: ``scheduled`` at the same step at ``now + delay``, new
+          ``state``, ``attempt + 1``; ``awaits``, inbox and rate limit kept.
+        * ``await``: ``awaiting`` at ``step`` (the next step), new ``state``,
+          ``attempt`` 1, ``awaits`` set, ``run_at`` = ``now + timeout`` (None
+          without a timeout), rate limit cleared. No lost wake-up: if the inbox
+          already holds a signal named in ``awaits``, the row is ``scheduled``
+          now instead (spec §5.6).
+        * ``children``: the ``children`` inserted (``parent_id`` = this row) and
+          the row ``waiting_children`` at ``step`` with pending count
+          ``len(children)``, new ``state``, ``attempt`` 1, ``awaits`` cleared,
+          ``consumed`` deleted; with no children it is ``scheduled`` now
+          instead. A child key held by a live instance gives
+          ``"duplicate_key"`` and changes nothing of this commit.
+        * ``done`` (``result``) / ``stop`` (``error``): terminal; state kept,
+          the inbox cleared, ``run_at`` cleared; if the row has a parent in
+          ``waiting_children``, the parent's pending count drops by one and at
+          zero the parent becomes ``scheduled`` now (spec §5.7).
+        """
+
+    async def complete_and_claim(
+        self,
+        commits: Sequence[Commit],
+        machines: Sequence[tuple[str, int]],
+        limit: int,
+        lease: float,
+        rate_limits: Mapping[str, RateLimitPolicy],
+    ) -> tuple[list[CommitStatus], Claim]:
+        """``complete(commits)``, then ``claim(machines, limit, ...)`` if ``limit`` > 0
+        (spec §5.5.3). This default makes two transactions; a store may do both
+        in one (the SQLite store does). Either way the commits are applied
+        exactly as by ``complete``, before the claim reads anything."""
+        statuses = await self.complete(commits)
+        if limit <= 0:
+            return statuses, Claim(())
+        return statuses, await self.claim(machines, limit, lease, rate_limits)
+
+    @abc.abstractmethod
+    async def release(self, releases: Sequence[Release]) -> None:
+        """Hand held rows back: each still held (``running`` with its token)
+        becomes ``scheduled`` now, ``attempt + 1`` if ``attempted``; inbox,
+        ``awaits`` and state unchanged. One transaction."""
+
+    @abc.abstractmethod
+    async def reap_expired(self) -> list[Reclaimed]:
+        """Return every ``running`` row whose lease expired to ``scheduled`` now
+        with ``attempt + 1`` (whatever its machine); one transaction. Safe to run
+        concurrently from many engines: each row is reclaimed once (spec §5.8)."""
+
+    @abc.abstractmethod
+    async def deliver_signal(
+        self, target: int | str, name: str, payload: str, dedup_key: str | None
+    ) -> Delivery:
+        """Append a signal to the inbox of ``target`` (an id, or the business key
+        of a live instance) in one transaction (spec §5.6).
+
+        If the target is ``awaiting`` and ``name`` is in its ``awaits``, it
+        becomes ``scheduled`` now. With a ``dedup_key`` already used on this
+        target (even by a signal since consumed), nothing is stored and the
+        earlier signal's id is returned with ``duplicate=True``. Raises
+        :class:`NoTarget` if the target is unknown or not live.
+        """
+
+    @abc.abstractmethod
+    async def cancel(self, target: int | str) -> str:
+        """Cancel a live instance (by id or live key); return its previous status.
+
+        The row becomes ``cancelled`` (lease, ``run_at`` and inbox cleared) and
+        releases its parent's barrier like any terminal commit; an outcome later
+        committed for it gives ``"cancelled"``. Its children are not touched.
+        Raises :class:`NoTarget` if unknown or already terminal.
+        """
+
+    @abc.abstractmethod
+    async def get(self, target: int | str) -> InstanceRecord | None:
+        """The row with this id, or for a key the live instance holding it (else
+        the most recent one that held it); None if there is none."""
+
+    @abc.abstractmethod
+    async def inbox(self, instance_id: int) -> list[SignalRecord]:
+        """The signals in an instance's inbox, oldest first."""
+
+    @abc.abstractmethod
+    async def children(self, instance_id: int) -> list[InstanceRecord]:
+        """Every instance whose parent is ``instance_id``, oldest first."""
+
+    @abc.abstractmethod
+    async def list(
+        self,
+        *,
+        status: str | None = None,
+        machine: str | None = None,
+        limit: int = 100,
+        after_id: int | None = None,
+    ) -> list[InstanceRecord]:
+        """Instances by increasing id (those with ``id > after_id``), filtered by
+        ``status``/``machine`` when given, at most ``limit``."""
+
+    def subscribe(self, callback: Callable[[], object]) -> Callable[[], None]:
+        """Call ``callback()`` (synchronously, in Trio) whenever the store learns
+        that work may have become runnable through another process (PostgreSQL:
+        LISTEN/NOTIFY); return ``unsubscribe()``. An engine's picker subscribes
+        to wake at once instead of waiting for ``poll_interval`` (spec §5.5.2).
+        The default never calls back (the SQLite store: other processes are
+        noticed by polling)."""
+        return lambda: None
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Release the connection/thread; idempotent. Later calls raise
+        :class:`StoreError`."""

@@ -1,0 +1,64 @@
+"""Telemetry: attach handlers to named events (spec §5.9), like Erlang's ``:telemetry``.
+
+    detach = trexec.telemetry.attach(handler)
+    handler(name: tuple[str, ...], measurements: dict, metadata: dict)
+
+Handlers run synchronously in the task that emits the event: keep them quick.
+A handler that raises is logged and detached (it would otherwise fail on every
+event); it never breaks the code that emitted.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from . import _validate
+
+__all__ = ["Handler", "attach", "execute"]
+
+Handler = Callable[[tuple[str, ...], dict[str, Any], dict[str, Any]], object]
+
+logger = logging.getLogger("trexec.telemetry")
+_handlers: list[tuple[tuple[str, ...], Handler]] = []
+
+
+def attach(handler: Handler, *, prefix: tuple[str, ...] = ()) -> Callable[[], None]:
+    """Call ``handler(name, measurements, metadata)`` for every event whose name starts
+    with ``prefix`` (all events by default). Returns ``detach()``, idempotent.
+
+    Raises :class:`~trexec.InvalidArgument` if ``handler`` is not callable or
+    ``prefix`` is not a tuple of strings.
+    """
+    _validate.callable_("handler", handler)
+    if not isinstance(prefix, tuple) or not all(isinstance(p, str) for p in prefix):
+        _validate.fail("prefix", prefix, "a tuple of str")
+    entry = (prefix, handler)
+    _handlers.append(entry)
+
+    def detach() -> None:
+        if entry in _handlers:
+            _handlers.remove(entry)
+
+    return detach
+
+
+def execute(
+    name: tuple[str, ...],
+    measurements: Mapping[str, Any],
+    metadata: Mapping[str, Any],
+) -> None:
+    """Emit one event to every attached handler whose prefix matches ``name``."""
+    if not _handlers:
+        return
+    for entry in list(_handlers):
+        prefix, handler = entry
+        if name[: len(prefix)] != prefix:
+            continue
+        try:
+            handler(name, dict(measurements), dict(metadata))
+        except Exception:
+            logger.exception("telemetry handler %r raised on %r; detached", handler, name)
+            if entry in _handlers:
+                _handlers.remove(entry)

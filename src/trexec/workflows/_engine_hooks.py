@@ -1,0 +1,87 @@
+"""What the durable engine calls for workflows (spec §6.2): the machines a set of
+workflows needs, and ``engine.start_workflow``. The engine imports this module
+lazily, only when it is given workflows."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from .. import _validate
+from ..durable import InsertSpec, Machine, NoTarget
+from ._definition import Workflow
+from ._dispatch import check_json, step_key
+from ._exceptions import DispatchError, InvalidWorkflow
+from ._run_machine import run_machine
+from ._state import mark_dispatched, new_run_state
+from ._step_machine import new_task, step_machine
+
+
+def machines_for(workflows: Iterable[Workflow]) -> list[type[Machine]]:
+    """The durable machine classes that run ``workflows``: a run machine
+    (``"workflow:<name>"``) and a step machine (``"workflow:<name>:step"``) each.
+
+    The same workflow object always gives the same classes. Raises
+    :class:`InvalidWorkflow` for a non-Workflow or two workflows sharing a name.
+    """
+    if isinstance(workflows, Workflow) or not isinstance(workflows, Iterable):
+        _validate.fail("workflows", workflows, "an iterable of workflows.Workflow")
+    machines: list[type[Machine]] = []
+    seen: dict[str, Workflow] = {}
+    for wf in workflows:
+        if not isinstance(wf, Workflow):
+            raise InvalidWorkflow(f"workflows item={wf!r}: expected a workflows.Workflow")
+        if seen.get(wf.name, wf) is not wf:
+            raise InvalidWorkflow(
+                f"workflows: two workflows are named {wf.name!r}: expected unique names"
+            )
+        if wf.name in seen:
+            continue
+        seen[wf.name] = wf
+        machines += [run_machine(wf), step_machine(wf)]
+    return machines
+
+
+async def start_workflow(
+    engine: Any, wf: Workflow, input: Any, *, schedule_in: float | None = None
+) -> Any:  # the run id (int); Any because Engine.start_workflow's cast expects it
+    """Start a run of ``wf`` with ``input``; return the run's durable id (spec §6.2).
+
+    The run instance and its entry-step instances are inserted in ONE transaction
+    (spec §6.7.4): if the first dispatch fails, the run does not exist either.
+    ``schedule_in`` (seconds) delays the whole run. ``input`` must be
+    JSON-serializable. Raises :class:`~trexec.InvalidArgument` for a bad argument.
+    """
+    if not isinstance(wf, Workflow):
+        _validate.fail("wf", wf, "a workflows.Workflow")
+    check_json("input", input)
+    delay = _validate.seconds("schedule_in", schedule_in, allow_none=True) or 0.0
+    run_key = f"run:{wf.name}:{uuid.uuid4().hex}"
+    state = new_run_state(wf, run_key, input)
+    mark_dispatched(state, wf.entry_steps)
+    specs = [InsertSpec(run_machine(wf), state, step="start", scheduled_in=delay, key=run_key)]
+    specs += [
+        InsertSpec(
+            step_machine(wf),
+            new_task(state, name, run_id=None),
+            scheduled_in=delay,
+            key=step_key(run_key, name),
+        )
+        for name in wf.entry_steps
+    ]
+    ids: list[int] = await engine.insert_many(specs)
+    return ids[0]
+
+
+async def cancel_run(engine: Any, run_id: int) -> None:
+    """Ask run ``run_id`` to cancel itself (spec §6.11): it dispatches no new step,
+    waits for its running steps, runs the compensations of the completed ones
+    (newest first), then ends ``cancelled``. Durable before it returns. Raises
+    :class:`DispatchError` if the run is unknown or already over."""
+    if isinstance(run_id, bool) or not isinstance(run_id, int):
+        _validate.fail("run_id", run_id, "a run id (int)")
+    try:
+        await engine.signal(run_id, "cancel", None, dedup_key="cancel")
+    except NoTarget:
+        raise DispatchError(f"run_id={run_id!r}: expected a live run to cancel") from None

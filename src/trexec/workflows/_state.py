@@ -1,0 +1,253 @@
+"""The state of a run and its pure transition logic (spec §6.5-§6.8).
+
+Everything here is plain data and pure functions: no engine, no I/O. The run
+machine (``_run_machine.py``) stores a :class:`RunState` as its durable state and
+calls these functions to decide what to do next, so every scheduling rule can be
+read (and is tested) without a database.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import attrs
+
+from ._definition import StepFailure, Workflow
+
+# spec §6.5: a step's status in its run.
+StepStatus = Literal["pending", "running", "done", "failed", "skipped"]
+CompensationStatus = Literal["running", "done", "failed"]
+# spec §6.5: running -> (failing | cancelling) -> compensating -> failed | cancelled;
+# running -> done.
+Phase = Literal["running", "failing", "cancelling", "compensating", "done", "failed", "cancelled"]
+
+LIVE_PHASES = ("running", "failing", "cancelling", "compensating")
+
+
+@attrs.define
+class StepRecord:
+    """One row of a run's step table."""
+
+    status: StepStatus = "pending"
+    attempts: int = 0
+    result: Any = None
+    error: str | None = None
+    compensation: CompensationStatus | None = None
+    compensation_error: str | None = None
+
+
+@attrs.define
+class HistoryEntry:
+    """One line of a run's history, in the order the run saw it."""
+
+    event: str
+    step: str | None = None
+    detail: str | None = None
+
+
+@attrs.define
+class RunState:
+    """The durable state of a run instance: its input, the step table, the order in
+    which steps completed, the phase, and (once it fails) the failure and the
+    compensations left to run."""
+
+    workflow: str
+    run_key: str
+    input: Any
+    steps: dict[str, StepRecord]
+    completed: list[str] = attrs.field(factory=list)
+    phase: Phase = "running"
+    failure: StepFailure | None = None
+    to_compensate: list[str] = attrs.field(factory=list)
+    history: list[HistoryEntry] = attrs.field(factory=list)
+    #: Set on the compensator of a run cancelled with ``engine.cancel``: the id of
+    #: that run (spec §6.11).
+    cancelled_run: int | None = None
+
+    @property
+    def results(self) -> dict[str, Any]:
+        """name -> result of every done step, in completion order."""
+        return {name: self.steps[name].result for name in self.completed}
+
+    @property
+    def running(self) -> list[str]:
+        """Steps dispatched and not reported yet."""
+        return [name for name, rec in self.steps.items() if rec.status == "running"]
+
+
+@attrs.frozen
+class StepReport:
+    """What a step instance tells its run when it ends (the payload of the
+    ``step_finished`` signal)."""
+
+    step: str
+    outcome: Literal["done", "failed", "skipped"]
+    attempts: int = 1
+    result: Any = None
+    error_type: str | None = None
+    error: str | None = None
+
+
+@attrs.frozen
+class Plan:
+    """What the run does next: ``dispatch`` the ``steps``; ``wait`` for reports;
+    ``complete`` (every step done); ``compensate`` the first of ``steps``; or
+    ``finish`` (failed or cancelled, compensations over)."""
+
+    kind: Literal["dispatch", "wait", "complete", "compensate", "finish"]
+    steps: tuple[str, ...] = ()
+
+
+def new_run_state(wf: Workflow, run_key: str, input: Any) -> RunState:
+    """A run that has not started: every step pending."""
+    return RunState(
+        workflow=wf.name,
+        run_key=run_key,
+        input=input,
+        steps={name: StepRecord() for name in wf.step_names},
+    )
+
+
+def ready_steps(wf: Workflow, state: RunState) -> list[str]:
+    """Pending steps whose dependencies are all done, in dependency order.
+
+    spec §6.6: a step is ready as soon as *its* dependencies are done, whatever
+    else is still running (no waves); a join waits for all of its dependencies.
+    """
+    if state.phase != "running":  # spec §6.8: a failing run dispatches nothing new
+        return []
+    return [
+        name
+        for name in wf.step_names
+        if state.steps[name].status == "pending"
+        and all(state.steps[dep].status == "done" for dep in wf.step(name).after)
+    ]
+
+
+def mark_dispatched(state: RunState, steps: list[str] | tuple[str, ...]) -> None:
+    """Record ``steps`` as running (dispatched, no report yet)."""
+    for name in steps:
+        state.steps[name].status = "running"
+        state.history.append(HistoryEntry("dispatched", name))
+
+
+def apply_report(state: RunState, report: StepReport) -> bool:
+    """Fold one step report into the run. Returns False (and changes nothing) for a
+    report the run already has: step instances run at least once, so a report can
+    arrive twice (spec §6.10)."""
+    rec = state.steps.get(report.step)
+    if rec is None or rec.status not in ("pending", "running"):
+        return False
+    rec.attempts = max(rec.attempts, report.attempts)
+    if report.outcome == "done":
+        rec.status = "done"
+        rec.result = report.result
+        state.completed.append(report.step)
+        state.history.append(HistoryEntry("completed", report.step))
+    elif report.outcome == "skipped":
+        rec.status = "skipped"
+        state.history.append(HistoryEntry("skipped", report.step))
+    else:
+        rec.status = "failed"
+        rec.error = f"{report.error_type}: {report.error}"
+        state.history.append(HistoryEntry("failed", report.step, rec.error))
+        if state.phase == "running":  # spec §6.8: the first final failure fails the run
+            state.phase = "failing"
+            state.failure = StepFailure(report.step, report.error_type or "", report.error or "")
+    return True
+
+
+def request_cancel(state: RunState) -> bool:
+    """Cancel a live run that is not compensating yet: it dispatches nothing new and,
+    once its running steps have reported, compensates what completed (spec §6.11).
+    Returns False if there was nothing to cancel."""
+    if state.phase not in ("running", "failing"):
+        return False
+    if state.phase == "running":
+        state.failure = StepFailure(None, "Cancelled", "the run was cancelled")
+    state.phase = "cancelling"
+    state.history.append(HistoryEntry("cancel requested"))
+    return True
+
+
+def plan(wf: Workflow, state: RunState) -> Plan:
+    """Decide the run's next move from its state alone (spec §6.6-§6.9)."""
+    if state.phase == "running":
+        if all(rec.status == "done" for rec in state.steps.values()):
+            return Plan("complete")
+        ready = ready_steps(wf, state)
+        return Plan("dispatch", tuple(ready)) if ready else Plan("wait")
+    if state.phase in ("failing", "cancelling"):
+        if state.running:  # spec §6.8: let in-flight steps report before compensating
+            return Plan("wait")
+        # spec §6.9: every completed step that has a compensation (and was not
+        # compensated yet), newest first; the failed step never completed.
+        state.to_compensate = [
+            name
+            for name in reversed(state.completed)
+            if wf.step(name).compensate is not None and state.steps[name].compensation is None
+        ]
+        state.phase = "compensating"
+    if state.phase == "compensating":
+        if state.to_compensate:
+            return Plan("compensate", (state.to_compensate[0],))
+        return Plan("finish")
+    return Plan("wait")
+
+
+def start_compensation(state: RunState, step: str) -> None:
+    """Record that ``step``'s compensation was dispatched."""
+    state.steps[step].compensation = "running"
+    state.history.append(HistoryEntry("compensating", step))
+
+
+def finish_compensation(state: RunState, step: str, error: str | None) -> None:
+    """Record the end of ``step``'s compensation (``error`` when it finally failed:
+    kept on the run, never dropped, spec §6.9) and move to the next one."""
+    rec = state.steps[step]
+    if error is None:
+        rec.compensation = "done"
+        state.history.append(HistoryEntry("compensated", step))
+    else:
+        rec.compensation = "failed"
+        rec.compensation_error = error
+        state.history.append(HistoryEntry("compensation failed", step, error))
+    if state.to_compensate and state.to_compensate[0] == step:
+        state.to_compensate.pop(0)
+
+
+def final_error(state: RunState) -> str:
+    """The ``error`` of a failed or cancelled run: the failure, then every
+    compensation that failed."""
+    parts = [str(state.failure) if state.failure is not None else "run failed"]
+    for name, rec in state.steps.items():
+        if rec.compensation_error is not None:
+            parts.append(f"compensation of step {name!r} failed: {rec.compensation_error}")
+    return "; ".join(parts)
+
+
+def end(state: RunState) -> Literal["failed", "cancelled"]:
+    """Close a run whose compensations are over: ``failed`` or ``cancelled``."""
+    cancelled = state.failure is not None and state.failure.step is None
+    state.phase = "cancelled" if cancelled else "failed"
+    state.history.append(HistoryEntry(state.phase))
+    return state.phase
+
+
+def adopt(state: RunState, completed: list[tuple[str, Any]], compensated: set[str]) -> None:
+    """Rebuild the step table of a run cancelled with ``engine.cancel`` from what its
+    step instances say (spec §6.11): ``completed`` (name, result), oldest first,
+    and the steps whose compensation already ran. The run then compensates."""
+    for rec in state.steps.values():
+        if rec.status == "running":
+            rec.status = "skipped"
+    state.completed = []
+    for name, result in completed:
+        rec = state.steps[name]
+        rec.status, rec.result = "done", result
+        state.completed.append(name)
+    for name in compensated:
+        state.steps[name].compensation = "done"
+    state.failure = StepFailure(None, "Cancelled", "the run was cancelled")
+    state.phase = "cancelling"
+    state.history.append(HistoryEntry("cancelled by engine.cancel; compensating"))

@@ -1,0 +1,40 @@
+"""Durable tests run on every store kind in ``stores.STORE_KINDS``.
+
+Time (docs/spec.md §5.12): the stores read wall-clock time on their own thread
+(SQLite) or in the database (PostgreSQL), so trio's MockClock cannot drive
+them: durable tests use short real durations (tens of milliseconds) and assert
+order and state, never elapsed time.
+"""
+
+from __future__ import annotations
+
+import pathlib
+from collections.abc import AsyncIterator
+
+import pytest
+from stores import STORE_KINDS, open_test_store
+
+from trexec import durable
+
+#: Engine options for tests: notice other engines' commits quickly.
+FAST = {"poll_interval": 0.02}
+
+
+@pytest.fixture(params=STORE_KINDS)
+async def store(
+    request: pytest.FixtureRequest, tmp_path: pathlib.Path
+) -> AsyncIterator[durable.Store]:
+    async with open_test_store(request.param, tmp_path) as opened:
+        await opened.migrate()
+        yield opened
+
+
+@pytest.fixture
+def events() -> AsyncIterator[list[tuple[tuple[str, ...], dict, dict]]]:
+    """Every durable telemetry event emitted during the test, in order."""
+    from trexec import telemetry
+
+    seen: list[tuple[tuple[str, ...], dict, dict]] = []
+    detach = telemetry.attach(lambda *event: seen.append(event), prefix=("trexec", "durable"))
+    yield seen  # type: ignore[misc]
+    detach()

@@ -1,0 +1,142 @@
+"""Leases, fencing, the reaper, shutdown and restart (spec §5.5, §5.8)."""
+
+from __future__ import annotations
+
+import trio
+from machines import Counter, CountTo3
+
+from conftest import FAST
+from trexec import durable
+
+
+class Stuck(durable.Machine):
+    """Attempt 1 of "start" blocks until released, then moves on; later attempts
+    finish at once, reporting the attempt."""
+
+    name = "stuck"
+    State = Counter
+    started: trio.Event
+    release: trio.Event
+
+    async def step(self, step, ctx):
+        if step == "start" and ctx.attempt == 1:
+            Stuck.started.set()
+            await Stuck.release.wait()
+            return durable.Next("after", Counter(ctx.state.n + 100))
+        return durable.Done({"attempt": ctx.attempt, "step": step, "n": ctx.state.n})
+
+
+def reset_stuck():
+    Stuck.started, Stuck.release = trio.Event(), trio.Event()
+
+
+async def test_a_stale_workers_outcome_is_rejected_and_changes_nothing(store, events):
+    reset_stuck()
+    # Engine A never renews its lease (a hung or partitioned worker) and never reaps.
+    hung = {"lease": 0.05, "heartbeat_interval": 3600, "reap_interval": 3600}
+    async with durable.open_engine(store, [Stuck], **hung, **FAST) as a:
+        id_ = await a.insert(Stuck, Counter())
+        await Stuck.started.wait()
+        # Engine B reaps the expired lease and finishes the instance (attempt 2).
+        async with durable.open_engine(store, [Stuck], reap_interval=0.02, **FAST) as b:
+            instance = await b.wait(id_, timeout=10)
+            assert instance.result == {"attempt": 2, "step": "start", "n": 0}
+        Stuck.release.set()  # A's step now returns Next(...): it must be rejected
+        while not any(name[2:] == ("outcome", "stale") for name, *_ in events):
+            await trio.sleep(0.01)
+        after = await a.get(id_)
+    assert after.status == "done" and after.state == Counter(0) and after.step == "start"
+    reclaimed = [m for name, m, _ in events if name[2:] == ("reaper", "reclaimed")]
+    assert reclaimed and reclaimed[0]["count"] == 1
+
+
+async def test_heartbeats_keep_a_long_step_leased(store, events):
+    reset_stuck()
+    opts = {"lease": 0.1, "heartbeat_interval": 0.02, "reap_interval": 0.02}
+    async with durable.open_engine(store, [Stuck], **opts, **FAST) as engine:
+        id_ = await engine.insert(Stuck, Counter())
+        await Stuck.started.wait()
+        await trio.sleep(0.3)  # three leases long: renewed, never reaped
+        Stuck.release.set()
+        instance = await engine.wait(id_, timeout=10)
+    assert instance.result == {"attempt": 1, "step": "after", "n": 100}
+    assert not any(name[2:] == ("reaper", "reclaimed") for name, *_ in events)
+
+
+async def test_leaving_the_block_finishes_in_flight_steps_within_the_grace(store):
+    reset_stuck()
+    async with durable.open_engine(store, [Stuck], shutdown_grace=10, **FAST) as engine:
+        id_ = await engine.insert(Stuck, Counter())
+        await Stuck.started.wait()
+        Stuck.release.set()  # finishes during shutdown: committed, next step not picked
+    async with durable.open_engine(store, workers=0) as reader:
+        instance = await reader.get(id_)
+    assert (instance.status, instance.step, instance.attempt) == ("scheduled", "after", 1)
+
+
+async def test_leaving_the_block_releases_steps_past_the_grace_for_another_engine(store):
+    reset_stuck()
+    async with durable.open_engine(store, [Stuck], shutdown_grace=0.01, **FAST) as engine:
+        id_ = await engine.insert(Stuck, Counter())
+        await Stuck.started.wait()
+    # Released (not left to lease expiry): the next engine runs it at once.
+    async with durable.open_engine(store, [Stuck], lease=3600, **FAST) as engine:
+        instance = await engine.wait(id_, timeout=10)
+    assert instance.result == {"attempt": 2, "step": "start", "n": 0}
+
+
+async def test_restart_mid_flight_loses_nothing(store):
+    async with durable.open_engine(store, [CountTo3], workers=0) as producer:
+        ids = await producer.insert_many(
+            [durable.InsertSpec(CountTo3, Counter(i)) for i in range(40)]
+        )
+    async with durable.open_engine(store, [CountTo3], workers=2, batch_size=2, **FAST) as first:
+        while (await first.get(ids[3])).status != "done":
+            await trio.sleep(0.001)
+    async with durable.open_engine(store, [CountTo3], **FAST) as second:
+        results = [await second.wait(i, timeout=20) for i in ids]
+    assert [r.result["n"] for r in results] == [i + 3 for i in range(40)]
+    assert all(r.result["log"] == ["start", "middle", "finish"] for r in results)
+
+
+async def test_an_engine_exits_cleanly_when_its_caller_is_cancelled(store):
+    reset_stuck()
+    with trio.move_on_after(0.2) as scope:
+        async with durable.open_engine(store, [Stuck], **FAST) as engine:
+            id_ = await engine.insert(Stuck, Counter())
+            await trio.sleep_forever()
+    assert scope.cancelled_caught
+    async with durable.open_engine(store, [Stuck], **FAST) as engine:
+        instance = await engine.wait(id_, timeout=10)
+    assert instance.result["attempt"] == 2  # released by the cancelled engine
+
+
+async def test_the_body_exception_propagates_unwrapped(store):
+    class Boom(Exception):
+        pass
+
+    try:
+        async with durable.open_engine(store, [CountTo3], **FAST):
+            raise Boom("from the body")
+    except Boom as exc:
+        assert str(exc) == "from the body"
+    else:
+        raise AssertionError("not raised")
+
+
+async def test_a_store_error_is_retried_not_fatal(store, events):
+    real = store.complete_and_claim
+    failures = []
+
+    async def flaky_complete_and_claim(commits, *args):
+        if not failures:  # the first commit fails, as if the database blipped
+            failures.append(len(commits))
+            raise durable.StoreError("connection lost")
+        return await real(commits, *args)
+
+    store.complete_and_claim = flaky_complete_and_claim
+    async with durable.open_engine(store, [CountTo3], **FAST) as engine:
+        instance = await engine.wait(await engine.insert(CountTo3, Counter()), timeout=10)
+    assert instance.result["n"] == 3 and failures
+    errors = [meta for name, _, meta in events if name[2:] == ("store", "error")]
+    assert errors == [{"operation": "complete", "error": "connection lost"}]

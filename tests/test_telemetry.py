@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+import trexec
+from trexec import telemetry
+
+
+def test_attach_receives_events_and_detach_stops_them():
+    seen = []
+    detach = telemetry.attach(lambda *args: seen.append(args))
+    telemetry.execute(("trexec", "x"), {"n": 1}, {"id": 7})
+    detach()
+    detach()  # idempotent
+    telemetry.execute(("trexec", "x"), {"n": 2}, {})
+    assert seen == [(("trexec", "x"), {"n": 1}, {"id": 7})]
+
+
+def test_prefix_filters_events():
+    seen = []
+    detach = telemetry.attach(lambda name, m, md: seen.append(name), prefix=("trexec", "a"))
+    telemetry.execute(("trexec", "a", "b"), {}, {})
+    telemetry.execute(("trexec", "b"), {}, {})
+    detach()
+    assert seen == [("trexec", "a", "b")]
+
+
+def test_raising_handler_is_logged_and_detached(caplog):
+    calls = []
+
+    def bad(name, m, md):
+        calls.append(name)
+        raise RuntimeError("boom")
+
+    telemetry.attach(bad)
+    with caplog.at_level(logging.ERROR, logger="trexec.telemetry"):
+        telemetry.execute(("e",), {}, {})
+        telemetry.execute(("e",), {}, {})
+    assert calls == [("e",)]
+    assert "detached" in caplog.text
+
+
+def test_attach_validates():
+    with pytest.raises(trexec.InvalidArgument, match="handler=3"):
+        telemetry.attach(3)  # type: ignore[arg-type]
+    with pytest.raises(trexec.InvalidArgument, match="prefix="):
+        telemetry.attach(print, prefix="trexec")  # type: ignore[arg-type]

@@ -1,0 +1,41 @@
+"""Workflow tests run on every durable store kind (``tests/durable/stores.py``).
+
+Time: as in the durable tests (docs/spec.md §5), the stores read real time on
+their own thread or in the database, so these tests use short real durations
+(backoff of milliseconds) and assert order and state, never elapsed time.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import sys
+from collections.abc import AsyncIterator
+
+import pytest
+
+from trexec import durable, telemetry
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent.parent / "durable"))
+
+from stores import STORE_KINDS, open_test_store
+
+#: Engine options for tests: notice other engines' commits quickly.
+FAST = {"poll_interval": 0.02}
+
+
+@pytest.fixture(params=STORE_KINDS)
+async def store(
+    request: pytest.FixtureRequest, tmp_path: pathlib.Path
+) -> AsyncIterator[durable.Store]:
+    async with open_test_store(request.param, tmp_path) as opened:
+        await opened.migrate()
+        yield opened
+
+
+@pytest.fixture
+def wf_events() -> AsyncIterator[list[tuple[tuple[str, ...], dict, dict]]]:
+    """Every workflow telemetry event emitted during the test, in order."""
+    seen: list[tuple[tuple[str, ...], dict, dict]] = []
+    detach = telemetry.attach(lambda *event: seen.append(event), prefix=("trexec", "workflow"))
+    yield seen  # type: ignore[misc]
+    detach()
