@@ -7,7 +7,10 @@ Rows (best of ``--repeat``, all measured in this process):
 - ``trexec start_action + wait_all``: the figure we care about;
 - ``trexec start_action(timeout=...)``: the same with a per-attempt timeout scope;
 - ``trio start_soon + memory channel``: bare Trio, each task sends its result;
-- ``asyncio TaskGroup``: ``create_task`` per action, results read after the group.
+- ``asyncio TaskGroup``: ``create_task`` per action, results read after the group;
+- ``anyio task group on trio``: ``start_soon`` per action in an anyio task group,
+  run by the trio backend (anyio is installed by ``nox -s bench`` only; the row
+  is left out when it is missing).
 
 The ratio column divides each row's time by the bare Trio time.
 """
@@ -63,6 +66,20 @@ async def asyncio_taskgroup(n: int) -> None:
     assert len(results) == n
 
 
+async def anyio_on_trio(n: int) -> None:
+    import anyio
+
+    results: list[object] = []
+
+    async def task() -> None:
+        results.append(await noop(None, None))
+
+    async with anyio.create_task_group() as group:
+        for _ in range(n):
+            group.start_soon(task)
+    assert len(results) == n
+
+
 def best_of(repeat: int, run: Callable[[], object]) -> float:
     best = math.inf
     for _ in range(repeat):
@@ -88,6 +105,13 @@ def main() -> None:
         ("trio start_soon + memory channel", best_of(repeat, lambda: trio.run(bare_trio, n))),
         ("asyncio TaskGroup", best_of(repeat, lambda: asyncio.run(asyncio_taskgroup(n)))),
     ]
+    try:
+        import anyio
+    except ImportError:
+        print("anyio is not installed: its row is left out (nox -s bench installs it)")
+    else:
+        run_anyio = lambda: anyio.run(anyio_on_trio, n, backend="trio")  # noqa: E731
+        rows.append(("anyio task group on trio", best_of(repeat, run_anyio)))
     baseline = rows[2][1]
     print(f"start + wait of {n:,} no-op actions, best of {repeat}")
     print(f"{'':34} {'total s':>9} {'µs/action':>10} {'actions/s':>10} {'vs trio':>8}")

@@ -16,6 +16,10 @@ synchronous=NORMAL): one ``BEGIN IMMEDIATE`` transaction claims a batch of rows
 (``UPDATE ... RETURNING``) and one completes the batch, until every row has
 taken three steps.
 
+Latency: signal -> next step, in one process on the same store: an instance
+parks on ``Await(["go"])``; the figure is the time from ``engine.signal`` until
+its next step starts (the step reads the clock), p50 and p99 over ``--signals``.
+
 ``--store postgresql://...`` runs ``bench_durable_pg.py`` instead.
 """
 
@@ -25,6 +29,7 @@ import argparse
 import json
 import pathlib
 import sqlite3
+import statistics
 import sys
 import tempfile
 import time
@@ -73,6 +78,34 @@ async def trexec_steps_per_second(url: str, instances: int, workers: int, batch:
         finally:
             detach()
     return 3 * instances / elapsed
+
+
+class Awaiter(durable.Machine):
+    """Parks on signal "go"; the next step reports when it ran."""
+
+    name = "bench_awaiter"
+
+    async def step(self, step, ctx):
+        if step == "start":
+            return durable.Await(["go"], "woken", None)
+        return durable.Done({"t": time.perf_counter()})
+
+
+async def signal_latencies(url: str, signals: int) -> list[float]:
+    latencies = []
+    async with (
+        durable.open_store(url) as store,
+        durable.open_engine(store, [Awaiter], workers=8) as engine,
+    ):
+        for _ in range(signals):
+            id_ = await engine.insert(Awaiter, None)
+            while (await engine.get(id_)).status != "awaiting":
+                await trio.sleep(0.001)
+            sent = time.perf_counter()
+            await engine.signal(id_, "go")
+            done = await engine.wait(id_, timeout=30)
+            latencies.append(done.result["t"] - sent)
+    return sorted(latencies)
 
 
 def raw_sqlite_steps_per_second(path: str, instances: int, batch: int) -> float:
@@ -127,6 +160,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--store", default=None, help="store URL (default: a temp SQLite file)")
     parser.add_argument("--instances", type=int, default=10_000)
     parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--signals", type=int, default=200, help="latency samples")
     args, _rest = parser.parse_known_args(argv)
     if args.store and args.store.startswith(("postgresql", "postgres")):
         sys.path.insert(0, str(HERE))
@@ -141,6 +175,10 @@ def main(argv: list[str] | None = None) -> None:
             ours = trio.run(trexec_steps_per_second, url, args.instances, args.workers, batch)
             raw = raw_sqlite_steps_per_second(f"{tmp}/raw-{batch}.db", args.instances, batch)
             rows.append((batch, ours, raw))
+        latencies = trio.run(signal_latencies, args.store or f"sqlite:///{tmp}/latency.db",
+                             args.signals)  # fmt: skip
+    p50 = statistics.median(latencies)
+    p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))]
     print("# Durable engine on SQLite\n")
     print(
         f"{args.instances:,} three-step no-op instances, {args.workers} workers,"
@@ -150,6 +188,11 @@ def main(argv: list[str] | None = None) -> None:
     print("|---|---|---|---|")
     for batch, ours, raw in rows:
         print(f"| {batch} | {ours:,.0f} | {raw:,.0f} | {ours / raw:.2f} |")
+    print("\n# Signal to next step on SQLite\n")
+    print(f"{len(latencies)} signals, one process, 8 workers; milliseconds (lower is better).\n")
+    print("| | p50 ms | p99 ms |")
+    print("|---|---|---|")
+    print(f"| trexec signal -> next step | {p50 * 1000:.2f} | {p99 * 1000:.2f} |")
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "durable.json").write_text(
         json.dumps(
@@ -160,6 +203,8 @@ def main(argv: list[str] | None = None) -> None:
                     {"batch": b, "trexec_steps_per_s": o, "raw_sqlite3_steps_per_s": r}
                     for b, o, r in rows
                 ],
+                "latency_p50_ms": p50 * 1000,
+                "latency_p99_ms": p99 * 1000,
             },
             indent=2,
         )

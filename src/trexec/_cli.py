@@ -1,7 +1,7 @@
 """The ``trexec`` command line (spec §7).
 
 Commands live beside what they drive: ``durable/_cli.py`` (migrate, worker, ls,
-show, signal, cancel) and ``_demo.py`` (demo); this module only assembles them.
+show, signal, cancel, prune) and ``_demo.py`` (demo); this module only assembles them.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ import os
 import pathlib
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import psycopg
 import trio
@@ -29,15 +30,18 @@ def drop_schema(schema: str) -> None:
 
 
 @contextlib.asynccontextmanager
-async def open_test_store(kind: str, tmp_path: pathlib.Path) -> AsyncIterator[durable.Store]:
+async def open_test_store(
+    kind: str, tmp_path: pathlib.Path, **options: Any
+) -> AsyncIterator[durable.Store]:
+    """``options`` go to ``open_store`` (both stores take ``clock``, spec §8.6.2)."""
     if kind == "sqlite":
-        async with durable.open_store(f"sqlite:///{tmp_path}/durable.db") as store:
+        async with durable.open_store(f"sqlite:///{tmp_path}/durable.db", **options) as store:
             yield store
     elif kind == "postgresql":
         # A fresh schema per test, dropped afterwards: tests never see each other's rows.
         schema = f"test_{uuid.uuid4().hex[:12]}"
         try:
-            async with durable.open_store(PG_URL, schema=schema) as store:
+            async with durable.open_store(PG_URL, schema=schema, **options) as store:
                 yield store
         finally:
             with trio.CancelScope(shield=True):

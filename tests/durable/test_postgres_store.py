@@ -50,7 +50,7 @@ def item(key: str | None = None, **kw: Any) -> NewInstance:
 
 async def test_migrate_creates_the_schema_and_is_idempotent() -> None:
     async with fresh_store() as store:
-        assert await store.migrate() == 1
+        assert await store.migrate() == 2
         with psycopg.connect(URL) as conn:
             found = conn.execute(
                 "SELECT count(*) FROM information_schema.tables"
@@ -72,9 +72,51 @@ async def test_concurrent_migrations_from_several_stores_all_succeed() -> None:
                         results.append(await store.migrate())
 
                 nursery.start_soon(one)
-        assert results == [1, 1, 1, 1]
+        assert results == [2, 2, 2, 2]
     finally:
         await trio.to_thread.run_sync(_drop, schema)
+
+
+def _indexes(schema: str) -> set[str]:
+    with psycopg.connect(URL) as conn:
+        rows = conn.execute("SELECT indexname FROM pg_indexes WHERE schemaname = %s", (schema,))
+        return {name for (name,) in rows}
+
+
+async def test_a_version_1_schema_is_upgraded_in_place_keeping_its_rows() -> None:
+    """spec §8.7.1: migration 2 swaps the runnable index for the per-machine one."""
+    from trexec.durable import _postgres_sql as sql
+
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    try:
+        with psycopg.connect(URL, autocommit=True) as conn:
+            conn.execute(f'CREATE SCHEMA "{schema}"')
+            conn.execute(f'SET search_path = "{schema}"')
+            for statement in sql.MIGRATIONS[1]:
+                conn.execute(statement)
+            conn.execute(sql.SCHEMA_VERSION_SET, ("1",))
+        assert "trexec_instances_runnable" in _indexes(schema)
+        async with PostgresStore.open(URL, schema=schema, listen=False) as store:
+            [id_] = await store.insert([item()])  # a row written by version 1
+            assert await store.migrate() == 2
+            found = _indexes(schema)
+            assert "trexec_instances_runnable_by_machine" in found
+            assert "trexec_instances_runnable" not in found
+            claim = await store.claim(M, 10, 30.0, {})
+            assert [job.id for job in claim.jobs] == [id_]
+    finally:
+        await trio.to_thread.run_sync(_drop, schema)
+
+
+async def test_a_claim_scans_only_the_machines_it_runs_in_run_at_order() -> None:
+    async with fresh_store() as store:
+        ids = await store.insert(
+            [NewInstance(m, 1, "start", "{}", scheduled_in=0.0) for m in ("a", "b", "c", "a")]
+        )
+        claim = await store.claim([("a", 1), ("c", 1)], 10, 30.0, {})
+        assert [job.id for job in claim.jobs] == [ids[0], ids[2], ids[3]]
+        assert (await store.claim([("b", 2)], 10, 30.0, {})).jobs == ()
+        assert [job.id for job in (await store.claim([("b", 1)], 1, 30.0, {})).jobs] == [ids[1]]
 
 
 async def test_a_newer_schema_version_is_refused() -> None:

@@ -1,5 +1,5 @@
 """Durable commands of the ``trexec`` CLI (spec §5.13): migrate, worker, ls, show,
-signal, cancel.
+signal, cancel, prune.
 
 Every command takes ``--store URL`` (default ``sqlite:///trexec.db``, or the
 ``TREXEC_STORE`` environment variable) and ``--debug``. Errors print one line
@@ -21,6 +21,7 @@ import trio
 from .._exceptions import TrexecError
 from ._machine import Machine
 from ._records import STATUSES, InstanceRecord
+from ._store import PRUNE_STATUSES
 
 DEFAULT_STORE = "sqlite:///trexec.db"
 
@@ -283,7 +284,36 @@ def cancel(store_url: str, debug: bool, target: str, as_key: bool) -> None:
     _run(debug, main)
 
 
+@click.command()
+@_common
+@click.option("--older-than", "older_than", type=float, required=True, metavar="SECONDS",
+              help="Only instances last updated more than SECONDS ago.")  # fmt: skip
+@click.option("--status", "statuses", multiple=True, type=click.Choice(PRUNE_STATUSES),
+              help="Only this terminal status; repeatable (default: all three).")  # fmt: skip
+@click.option("--limit", type=int, help="Delete at most this many instances.")
+def prune(
+    store_url: str,
+    debug: bool,
+    older_than: float,
+    statuses: tuple[str, ...],
+    limit: int | None,
+) -> None:
+    """Delete finished instances (and their signals) last updated more than
+    --older-than seconds ago, a parent together with its children; live
+    instances and the children of a kept parent stay (spec §5.15)."""
+    from ._engine import open_engine
+    from ._open import open_store
+
+    async def main() -> None:
+        async with open_store(store_url) as store, open_engine(store, workers=0) as engine:
+            count = await engine.prune(older_than, statuses=statuses or PRUNE_STATUSES, limit=limit)
+        click.echo(f"pruned {count} instance{'' if count == 1 else 's'}")
+
+    _run(debug, main)
+
+
 def register(group: click.Group) -> None:
-    """Add the durable commands (migrate, worker, ls, show, signal, cancel) to ``group``."""
-    for command in (migrate, worker, ls, show, signal_, cancel):
+    """Add the durable commands (migrate, worker, ls, show, signal, cancel, prune) to
+    ``group``."""
+    for command in (migrate, worker, ls, show, signal_, cancel, prune):
         group.add_command(command)

@@ -29,7 +29,7 @@ from ._machine import Codec, Instance, Machine, check_machine
 from ._ratelimit import RateLimit
 from ._records import TERMINAL, Commit, Job, Lease, NewInstance
 from ._steps import Registry, StepRunner, to_instance
-from ._store import Store
+from ._store import PRUNE_STATUSES, Store, prune_arguments
 from ._tasks import EngineTasks
 
 __all__ = ["Engine", "InsertSpec", "open_engine"]
@@ -123,6 +123,7 @@ class Engine(EngineTasks):
         # Leases this engine holds (claimed, not yet committed or released), and
         # whether their step started (then a release counts an attempt).
         self._held: dict[Lease, bool] = {}
+        self._claiming = 0  # rows asked for by claims in flight (spec §5.5.3)
         self._wake = trio.Event()
         self._capacity = trio.Event()
         self._waiters: dict[int, trio.Event] = {}
@@ -306,6 +307,38 @@ class Engine(EngineTasks):
             self._cancelled.add(record.id)
             self._notify(record.id)
         self._wake.set()
+
+    async def prune(
+        self,
+        older_than: float,
+        *,
+        statuses: Iterable[str] = PRUNE_STATUSES,
+        limit: int | None = None,
+    ) -> int:
+        """Delete finished instances last updated more than ``older_than``
+        seconds ago (by the store's clock), with their signals; return how many
+        were deleted (spec §5.15). Run it from any engine (``workers=0`` too),
+        as often as you like: pruning is idempotent.
+
+        Only instances whose status is in ``statuses`` (terminal statuses only;
+        default all three) are candidates, and only whole trees are deleted: an
+        old enough finished instance without a parent goes together with all its
+        children (and theirs), unless one of them is still live; then the tree
+        is kept. A live instance is never deleted, and a finished child stays as
+        long as its parent does. At most ``limit`` instances are deleted (None:
+        all that qualify); a tree bigger than what remains of ``limit`` is left
+        for a later call.
+
+        The store deletes in batches of whole trees, one transaction each, so a
+        large prune never holds locks for long; if it raises or is cancelled,
+        the batches committed before stay deleted. Deleted instances are gone:
+        ``get`` raises :class:`NoTarget` for their ids, and a business key
+        finds only the instances that remain. Raises
+        :class:`~trexec.InvalidArgument` for a bad argument.
+        """
+        self._check_open()
+        older, chosen, most = prune_arguments(older_than, statuses, limit)
+        return await self.store.prune(older, chosen, most)
 
     async def start_workflow(self, wf: Any, input: Any, *, schedule_in: float | None = None) -> int:
         """Start a run of workflow ``wf`` with ``input``; return the run's id

@@ -21,7 +21,7 @@ Each operation's transaction body lives in ``_postgres_ops.py``, its SQL in
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
@@ -49,12 +49,15 @@ from ._records import (
     Release,
     SignalRecord,
 )
-from ._store import SCHEMA_VERSION, Store
+from ._store import PRUNE_BATCH, PRUNE_STATUSES, Store, prune_arguments, prune_selection
 
 __all__ = ["PostgresStore"]
 
 T = TypeVar("T")
 Conn = psycopg.Connection[Any]
+
+#: This store's schema version: its latest migration (spec §5.2).
+SCHEMA_VERSION = max(sql.MIGRATIONS)
 
 
 def _redact(url: str) -> str:
@@ -426,6 +429,66 @@ class PostgresStore(Store):
             return str(status)
 
         return await self._run(op, retry="unless_committing")
+
+    # --- prune (spec §5.15) -----------------------------------------------------------------------
+
+    async def prune(
+        self,
+        older_than: float,
+        statuses: Iterable[str] = PRUNE_STATUSES,
+        limit: int | None = None,
+    ) -> int:
+        older, chosen, most = prune_arguments(older_than, statuses, limit)
+        deleted = 0
+        after: int | None = 0
+        # One transaction per batch: locks are held for one batch only.
+        while after is not None and (most is None or deleted < most):
+            room = None if most is None else most - deleted
+            # Deleting finished trees is idempotent: safe to retry after an unknown
+            # COMMIT (that batch's count is then lost, nothing else).
+            count, after = await self._run(self._prune_batch(older, chosen, after, room))
+            deleted += count
+        return deleted
+
+    @staticmethod
+    def _prune_batch(
+        older_than: float, statuses: Sequence[str], after: int, room: int | None
+    ) -> Callable[[Conn], tuple[int, int | None]]:
+        """One batch: up to PRUNE_BATCH roots with ``id > after``; returns (deleted,
+        the cursor for the next batch, None once every root was examined)."""
+        limit = PRUNE_BATCH if room is None else min(PRUNE_BATCH, room)
+        params = {
+            "after": after,
+            "statuses": list(statuses),
+            "older_than": older_than,
+            "limit": limit,
+        }
+
+        def op(c: Conn) -> tuple[int, int | None]:
+            roots = [row[0] for row in c.execute(sql.PRUNE_ROOTS, params)]
+            if not roots:
+                return 0, None
+            cursor = roots[-1] if len(roots) == limit else None
+            members = c.execute(sql.PRUNE_TREES, (roots,)).fetchall()
+            ids = prune_selection(roots, members, room)
+            if not ids:
+                return 0, cursor
+            # Only finished trees are locked: a live row is what other transactions
+            # lock (complete locks a child, then its parent), so prune never waits
+            # on one. A tree that changed before the lock (a member got a child,
+            # or another prune deleted it) is kept for a later batch.
+            locked = {row[0] for row in c.execute(sql.PRUNE_LOCK, (sorted(ids),))}
+            root_of = {id_: root for root, id_, _ in members}
+            changed = {root_of[id_] for id_ in ids if id_ not in locked}
+            changed |= {root_of[p] for (p,) in c.execute(sql.PRUNE_JOINED, (ids, ids))}
+            ids = [id_ for id_ in ids if root_of[id_] not in changed]
+            if not ids:
+                return 0, cursor
+            c.execute(sql.PRUNE_SIGNALS, (ids,))
+            c.execute(sql.PRUNE_DEDUP, (ids,))
+            return len(c.execute(sql.PRUNE_INSTANCES, (ids,)).fetchall()), cursor
+
+        return op
 
     # --- reads (interruptible, spec §8.3.2) ------------------------------------------------------
 

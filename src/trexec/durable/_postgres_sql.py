@@ -79,6 +79,16 @@ MIGRATIONS: dict[int, list[str]] = {
             updated_at timestamptz NOT NULL
         )""",
     ],
+    # spec §8.7.1: runnable rows by machine, in claim order. With an equality on
+    # (machine, version) the claim is an ordered index scan that stops after
+    # `limit` rows, whatever the planner's statistics say; the (run_at, id) index
+    # let a stale estimate pick a bitmap scan and a sort of every runnable row.
+    2: [
+        """CREATE INDEX IF NOT EXISTS trexec_instances_runnable_by_machine
+            ON trexec_instances (machine, version, run_at, id)
+            WHERE status IN ('scheduled', 'awaiting')""",
+        "DROP INDEX IF EXISTS trexec_instances_runnable",
+    ],
 }
 
 # Migrations from several processes at once queue on this lock (spec §8.2.3).
@@ -127,11 +137,22 @@ PARENT_ADD_CHILDREN = (
 )
 
 # --- claim (spec §5.5) --------------------------------------------------------
-_RUNNABLE = (
-    f"status IN ('scheduled', 'awaiting') AND run_at <= {NOW}"
-    " AND (machine, version) IN (SELECT * FROM unnest(%(machines)s::text[],"
-    " %(versions)s::int[]))"
-)
+# spec §8.7.1: one ordered scan of trexec_instances_runnable_by_machine per machine
+# this worker runs (LATERAL), merged by (run_at, id). Each scan locks at most
+# `limit` rows; the rows the merge leaves out are unlocked at commit.
+_MACHINES = "unnest(%(machines)s::text[], %(versions)s::int[]) AS m(machine, version)"
+
+
+def _runnable(columns: str) -> str:
+    return (
+        f"SELECT r.* FROM {_MACHINES}, LATERAL (SELECT {columns} FROM trexec_instances"
+        " WHERE machine = m.machine AND version = m.version"
+        f" AND status IN ('scheduled', 'awaiting') AND run_at <= {NOW}"
+        " ORDER BY run_at, id LIMIT %(limit)s FOR UPDATE SKIP LOCKED) r"
+        " ORDER BY r.run_at, r.id LIMIT %(limit)s"
+    )
+
+
 _CLAIMED_COLUMNS = (
     "id, token, machine, version, step, attempt, state, key, parent_id, awaits, child_count"
 )
@@ -151,14 +172,13 @@ _CLAIMED = ", ".join("i." + c for c in _CLAIMED_COLUMNS.split(", ")) + (
 )
 CLAIM = (
     f"UPDATE trexec_instances i SET {_CLAIM_SET}"
-    f" FROM (SELECT id, run_at FROM trexec_instances WHERE {_RUNNABLE}"
-    " ORDER BY run_at, id LIMIT %(limit)s FOR UPDATE SKIP LOCKED) c"
+    f" FROM ({_runnable('id, run_at')}) c"
     f" WHERE i.id = c.id RETURNING {_CLAIMED}, c.run_at"
 )
 # spec §8.7.2: with rate limits, lock candidates, then buckets in key order, then claim.
 CLAIM_CANDIDATES = (
-    f"SELECT id, rate_limit, weight FROM trexec_instances WHERE {_RUNNABLE}"
-    " ORDER BY run_at, id LIMIT %(limit)s FOR UPDATE SKIP LOCKED"
+    f"SELECT c.id, c.rate_limit, c.weight FROM ({_runnable('id, run_at, rate_limit, weight')}) c"
+    " ORDER BY c.run_at, c.id"
 )
 CLAIM_ROWS = (
     f"UPDATE trexec_instances i SET {_CLAIM_SET} WHERE i.id = ANY(%(ids)s) RETURNING {_CLAIMED}"
@@ -192,10 +212,12 @@ THROTTLE_ROWS = (
     " FROM unnest(%s::bigint[], %s::float8[]) AS t(id, wait) WHERE i.id = t.id"
 )
 
-NEXT_DUE = (
-    f"SELECT greatest(0, {epoch('min(run_at) - ' + NOW)}) FROM trexec_instances"
-    " WHERE status IN ('scheduled', 'awaiting') AND run_at IS NOT NULL"
-    " AND (machine, version) IN (SELECT * FROM unnest(%s::text[], %s::int[]))"
+NEXT_DUE = (  # the earliest run_at of each machine: one index probe each
+    f"SELECT greatest(0, {epoch('min(r.run_at) - ' + NOW)})"
+    " FROM unnest(%s::text[], %s::int[]) AS m(machine, version),"
+    " LATERAL (SELECT run_at FROM trexec_instances WHERE machine = m.machine"
+    " AND version = m.version AND status IN ('scheduled', 'awaiting')"
+    " AND run_at IS NOT NULL ORDER BY run_at LIMIT 1) r"
 )
 
 # --- leases (spec §5.8) -------------------------------------------------------
@@ -318,6 +340,37 @@ TARGET_PARENT_BY_KEY = (
 CANCEL = (
     "UPDATE trexec_instances SET status = 'cancelled', run_at = NULL,"
     f" lease_expires_at = NULL, awaits = '{{}}', updated_at = {NOW} WHERE id = %s"
+)
+
+# --- prune (spec §5.15) ---------------------------------------------------------
+# Roots old enough, by id after a keyset cursor (a primary-key range scan).
+PRUNE_ROOTS = (
+    "SELECT id FROM trexec_instances i WHERE id > %(after)s AND status = ANY(%(statuses)s)"
+    f" AND updated_at < {NOW} - make_interval(secs => %(older_than)s)"
+    " AND (parent_id IS NULL"
+    " OR NOT EXISTS (SELECT 1 FROM trexec_instances p WHERE p.id = i.parent_id))"
+    " ORDER BY id LIMIT %(limit)s"
+)
+# Each root's tree: (root, id, status) of the root and every descendant.
+PRUNE_TREES = (
+    "WITH RECURSIVE tree (root, id, status) AS ("
+    "SELECT id, id, status FROM trexec_instances WHERE id = ANY(%s)"
+    " UNION SELECT t.root, c.id, c.status FROM tree t"
+    " JOIN trexec_instances c ON c.parent_id = t.id)"
+    " SELECT root, id, status FROM tree"
+)
+# The finished trees found are locked in id order (spec §8.8.2); then no child can
+# join them (an insert locks its parent first). PRUNE_JOINED finds the members
+# that got a child before the lock: their trees are kept.
+PRUNE_LOCK = "SELECT id FROM trexec_instances WHERE id = ANY(%s) ORDER BY id FOR UPDATE"
+PRUNE_JOINED = (
+    "SELECT DISTINCT parent_id FROM trexec_instances WHERE parent_id = ANY(%s) AND NOT id = ANY(%s)"
+)
+PRUNE_SIGNALS = "DELETE FROM trexec_signals WHERE instance_id = ANY(%s)"
+PRUNE_DEDUP = "DELETE FROM trexec_signal_dedup WHERE instance_id = ANY(%s)"
+PRUNE_INSTANCES = (
+    "DELETE FROM trexec_instances WHERE id = ANY(%s)"
+    " AND status IN ('done', 'stopped', 'cancelled') RETURNING id"
 )
 
 # --- reads --------------------------------------------------------------------

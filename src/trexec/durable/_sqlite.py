@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
@@ -38,10 +38,13 @@ from ._records import (
     Throttled,
 )
 from ._sqlite_thread import SqliteThread
-from ._store import SCHEMA_VERSION, Store
+from ._store import PRUNE_BATCH, PRUNE_STATUSES, Store, prune_arguments, prune_selection
 
 T = TypeVar("T")
 SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
+
+#: This store's schema version: its latest migration (spec §5.2).
+SCHEMA_VERSION = max(sql.MIGRATIONS)
 
 
 class SqliteStore(Store):
@@ -320,6 +323,48 @@ class SqliteStore(Store):
                 return status
 
         return await self._run(op)
+
+    # --- prune (spec §5.15) --------------------------------------------------------------
+
+    async def prune(
+        self,
+        older_than: float,
+        statuses: Iterable[str] = PRUNE_STATUSES,
+        limit: int | None = None,
+    ) -> int:
+        older, chosen, most = prune_arguments(older_than, statuses, limit)
+        deleted = 0
+        after: int | None = 0
+        # One write transaction (one hop) per batch: other writers get the file between.
+        while after is not None and (most is None or deleted < most):
+            count, after = await self._run(
+                self._prune_batch(older, chosen, after, None if most is None else most - deleted)
+            )
+            deleted += count
+        return deleted
+
+    def _prune_batch(
+        self, older_than: float, statuses: Sequence[str], after: int, room: int | None
+    ) -> Callable[[sqlite3.Connection], tuple[int, int | None]]:
+        """One batch: up to PRUNE_BATCH roots with ``id > after``; returns (deleted,
+        the cursor for the next batch, None once every root was examined)."""
+        limit = PRUNE_BATCH if room is None else min(PRUNE_BATCH, room)
+        status_list = json.dumps(list(statuses))
+
+        def op(c: sqlite3.Connection) -> tuple[int, int | None]:
+            with ops.write(c):
+                params = (after, self._clock() - older_than, status_list, limit)
+                roots = [row[0] for row in c.execute(sql.PRUNE_ROOTS, params)]
+                if not roots:
+                    return 0, None
+                members = c.execute(sql.PRUNE_TREES, (json.dumps(roots),)).fetchall()
+                ids = json.dumps(prune_selection(roots, members, room))
+                c.execute(sql.PRUNE_SIGNALS, (ids,))
+                c.execute(sql.PRUNE_DEDUP, (ids,))
+                count = c.execute(sql.PRUNE_INSTANCES, (ids,)).rowcount
+            return count, roots[-1] if len(roots) == limit else None
+
+        return op
 
     # --- reads -------------------------------------------------------------------------
 

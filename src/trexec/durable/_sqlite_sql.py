@@ -208,6 +208,30 @@ CANCEL = (
     " awaits = '[]', updated_at = ? WHERE id = ?"
 )
 
+# --- prune (spec §5.15) ---------------------------------------------------------
+# Id lists and statuses are JSON arrays (one parameter, any length).
+# Roots old enough, by id after a keyset cursor: NOT INDEXED makes it a rowid range
+# scan that stops after `limit` rows (instances_status would sort every match).
+PRUNE_ROOTS = (
+    "SELECT id FROM instances i NOT INDEXED WHERE id > ? AND updated_at < ?"
+    " AND status IN (SELECT value FROM json_each(?))"
+    " AND (parent_id IS NULL OR NOT EXISTS (SELECT 1 FROM instances p WHERE p.id = i.parent_id))"
+    " ORDER BY id LIMIT ?"
+)
+# Each root's tree: (root, id, status) of the root and every descendant.
+PRUNE_TREES = (
+    "WITH RECURSIVE tree (root, id, status) AS ("
+    "SELECT id, id, status FROM instances WHERE id IN (SELECT value FROM json_each(?))"
+    " UNION SELECT tree.root, c.id, c.status FROM tree JOIN instances c ON c.parent_id = tree.id)"
+    " SELECT root, id, status FROM tree"
+)
+PRUNE_SIGNALS = "DELETE FROM signals WHERE instance_id IN (SELECT value FROM json_each(?))"
+PRUNE_DEDUP = "DELETE FROM signal_dedup WHERE instance_id IN (SELECT value FROM json_each(?))"
+PRUNE_INSTANCES = (
+    "DELETE FROM instances WHERE id IN (SELECT value FROM json_each(?))"
+    " AND status IN ('done', 'stopped', 'cancelled')"
+)
+
 # --- reads --------------------------------------------------------------------
 GET_BY_ID = f"SELECT {INSTANCE_COLUMNS} FROM instances WHERE id = ?"
 GET_BY_KEY = (

@@ -32,9 +32,11 @@ and ``run_at <= now``, or ``awaiting`` with a timeout and ``run_at <= now``.
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
+from .. import _validate
 from ._records import (
+    TERMINAL,
     Claim,
     Commit,
     CommitStatus,
@@ -48,10 +50,12 @@ from ._records import (
     SignalRecord,
 )
 
-__all__ = ["SCHEMA_VERSION", "Store"]
+__all__ = ["Store"]
 
-#: The schema version this code expects; ``migrate`` brings a database up to it.
-SCHEMA_VERSION = 1
+#: The statuses ``Store.prune`` deletes by default: every terminal one (spec §5.15).
+PRUNE_STATUSES: tuple[str, ...] = ("done", "stopped", "cancelled")
+#: Roots ``Store.prune`` examines per transaction (spec §5.15).
+PRUNE_BATCH = 1000
 
 
 class Store(abc.ABC):
@@ -62,7 +66,7 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def migrate(self) -> int:
-        """Create or upgrade the schema to :data:`SCHEMA_VERSION`; return it.
+        """Create or upgrade the schema to the store's latest schema version; return it.
 
         Idempotent and safe to run from several processes at once. Raises
         :class:`StoreError` if the database's schema is newer than this code.
@@ -205,6 +209,32 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
+    async def prune(
+        self,
+        older_than: float,
+        statuses: Iterable[str] = PRUNE_STATUSES,
+        limit: int | None = None,
+    ) -> int:
+        """Delete finished instances last updated more than ``older_than`` seconds
+        before the store's clock, with their signals and dedup keys; return how
+        many instances were deleted (spec §5.15).
+
+        Whole trees go, never part of one: a *root* (no parent, or its parent
+        already deleted) whose status is in ``statuses`` and which is old enough
+        is deleted together with all its descendants, whatever their status and
+        age, provided none of them is live; a tree with a live member is kept
+        whole. So a live instance is never deleted, nor a finished child whose
+        parent is kept (its ``ctx.children`` and ``Store.children`` read them).
+
+        At most ``limit`` instances (None: no limit); a tree larger than what
+        remains of ``limit`` is skipped. Unlike the other writes it runs in
+        batches (up to ``PRUNE_BATCH``, 1,000, roots a transaction), so a big
+        prune never holds locks long: if it raises or is cancelled, the batches
+        already committed stay deleted (each one whole trees). Raises
+        :class:`~trexec.InvalidArgument` for a bad argument.
+        """
+
+    @abc.abstractmethod
     async def get(self, target: int | str) -> InstanceRecord | None:
         """The row with this id, or for a key the live instance holding it (else
         the most recent one that held it); None if there is none."""
@@ -242,3 +272,45 @@ class Store(abc.ABC):
     async def close(self) -> None:
         """Release the connection/thread; idempotent. Later calls raise
         :class:`StoreError`."""
+
+
+def prune_arguments(
+    older_than: object, statuses: object, limit: object
+) -> tuple[float, tuple[str, ...], int | None]:
+    """``Store.prune``'s arguments checked (spec §5.15): ``older_than`` seconds
+    >= 0, ``statuses`` a non-empty iterable of terminal statuses (duplicates
+    dropped), ``limit`` None or an int >= 1. Raises
+    :class:`~trexec.InvalidArgument` naming the bad value."""
+    seconds = _validate.seconds("older_than", older_than)
+    if isinstance(statuses, str | bytes) or not isinstance(statuses, Iterable):
+        _validate.fail("statuses", statuses, "an iterable of 'done', 'stopped', 'cancelled'")
+    chosen = tuple(dict.fromkeys(statuses))
+    if not chosen:
+        _validate.fail("statuses", statuses, "at least one of 'done', 'stopped', 'cancelled'")
+    for status in chosen:
+        _validate.one_of("statuses", status, PRUNE_STATUSES)
+    if limit is not None:
+        _validate.count("limit", limit, minimum=1)
+    return seconds, chosen, limit  # type: ignore[return-value]
+
+
+def prune_selection(
+    roots: Sequence[int], members: Iterable[tuple[int, int, str]], room: int | None
+) -> list[int]:
+    """The ids one prune batch deletes (spec §5.15): the whole tree of each root
+    (``members`` are ``(root, id, status)`` rows, the root included), in root
+    order, except a tree with a live member and a tree that does not fit in
+    ``room`` (None: no limit)."""
+    trees: dict[int, list[int]] = {root: [] for root in roots}
+    kept: set[int] = set()
+    for root, id_, status in members:
+        if status not in TERMINAL:
+            kept.add(root)
+        trees.setdefault(root, []).append(id_)
+    chosen: list[int] = []
+    for root in roots:
+        tree = trees[root]
+        if root in kept or not tree or (room is not None and len(chosen) + len(tree) > room):
+            continue
+        chosen += tree
+    return chosen

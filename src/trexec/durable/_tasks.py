@@ -43,6 +43,7 @@ class EngineTasks:
     _heartbeat_interval: float
     _reap_interval: float
     _held: dict[Lease, bool]
+    _claiming: int
     _wake: trio.Event
     _capacity: trio.Event
     _waiters: dict[int, trio.Event]
@@ -84,16 +85,20 @@ class EngineTasks:
     async def _pick(self) -> None:
         store, runs, policies = self.store, self._runs, self._policies
         while True:
-            free = self._max_held - len(self._held)
+            free = self._max_held - len(self._held) - self._claiming
             if free <= 0:
                 self._capacity = trio.Event()
                 await self._capacity.wait()
                 continue
             wake = self._wake = trio.Event()
             limit = min(self._batch_size, free)
-            claim = await self._retrying(
-                "claim", functools.partial(self._claim, runs, limit, self.lease, policies)
-            )
+            self._claiming += limit
+            try:
+                claim = await self._retrying(
+                    "claim", functools.partial(self._claim, runs, limit, self.lease, policies)
+                )
+            finally:
+                self._claiming -= limit
             if self._accept(claim):
                 continue
             due = await self._retrying("next_due", lambda: store.next_due(runs))
@@ -174,11 +179,13 @@ class EngineTasks:
                     break
             commits = [commit for commit, *_ in batch]
             # The capacity this commit frees is refilled in the same transaction
-            # (spec §5.5.3): one hop and one commit instead of two.
+            # (spec §5.5.3): one hop and one commit instead of two. Claims in
+            # flight (the picker's, other completers') count as held.
             limit = 0
             if self._open:
-                free = self._max_held - len(self._held) + len(batch)
+                free = self._max_held - len(self._held) - self._claiming + len(batch)
                 limit = max(0, min(self._batch_size, free))
+            self._claiming += limit
 
             async def complete(
                 commits: list[Commit] = commits, limit: int = limit
@@ -192,7 +199,10 @@ class EngineTasks:
                 return done
 
             # Fenced commits are safe to retry (spec §5.5.8).
-            statuses, claim = await self._retrying("complete", complete)
+            try:
+                statuses, claim = await self._retrying("complete", complete)
+            finally:
+                self._claiming -= limit
             for (commit, job, kind, duration), status in zip(batch, statuses, strict=True):
                 self._committed(commit, job, kind, duration, status)
             self._accept(claim)
