@@ -21,7 +21,7 @@ Each operation's transaction body lives in ``_postgres_ops.py``, its SQL in
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
@@ -49,7 +49,7 @@ from ._records import (
     Release,
     SignalRecord,
 )
-from ._store import PRUNE_BATCH, PRUNE_STATUSES, Store, prune_arguments, prune_selection
+from ._store import PRUNE_BATCH, Store, prune_selection
 
 __all__ = ["PostgresStore"]
 
@@ -432,23 +432,12 @@ class PostgresStore(Store):
 
     # --- prune (spec §5.15) -----------------------------------------------------------------------
 
-    async def prune(
-        self,
-        older_than: float,
-        statuses: Iterable[str] = PRUNE_STATUSES,
-        limit: int | None = None,
-    ) -> int:
-        older, chosen, most = prune_arguments(older_than, statuses, limit)
-        deleted = 0
-        after: int | None = 0
-        # One transaction per batch: locks are held for one batch only.
-        while after is not None and (most is None or deleted < most):
-            room = None if most is None else most - deleted
-            # Deleting finished trees is idempotent: safe to retry after an unknown
-            # COMMIT (that batch's count is then lost, nothing else).
-            count, after = await self._run(self._prune_batch(older, chosen, after, room))
-            deleted += count
-        return deleted
+    async def _prune_after(
+        self, older_than: float, statuses: Sequence[str], after: int, room: int | None
+    ) -> tuple[int, int | None]:
+        # Deleting finished trees is idempotent: safe to retry after an unknown
+        # COMMIT (that batch's count is then lost, nothing else).
+        return await self._run(self._prune_batch(older_than, statuses, after, room))
 
     @staticmethod
     def _prune_batch(

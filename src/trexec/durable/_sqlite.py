@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
@@ -38,7 +38,7 @@ from ._records import (
     Throttled,
 )
 from ._sqlite_thread import SqliteThread
-from ._store import PRUNE_BATCH, PRUNE_STATUSES, Store, prune_arguments, prune_selection
+from ._store import PRUNE_BATCH, Store, prune_selection
 
 T = TypeVar("T")
 SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
@@ -326,22 +326,11 @@ class SqliteStore(Store):
 
     # --- prune (spec §5.15) --------------------------------------------------------------
 
-    async def prune(
-        self,
-        older_than: float,
-        statuses: Iterable[str] = PRUNE_STATUSES,
-        limit: int | None = None,
-    ) -> int:
-        older, chosen, most = prune_arguments(older_than, statuses, limit)
-        deleted = 0
-        after: int | None = 0
+    async def _prune_after(
+        self, older_than: float, statuses: Sequence[str], after: int, room: int | None
+    ) -> tuple[int, int | None]:
         # One write transaction (one hop) per batch: other writers get the file between.
-        while after is not None and (most is None or deleted < most):
-            count, after = await self._run(
-                self._prune_batch(older, chosen, after, None if most is None else most - deleted)
-            )
-            deleted += count
-        return deleted
+        return await self._run(self._prune_batch(older_than, statuses, after, room))
 
     def _prune_batch(
         self, older_than: float, statuses: Sequence[str], after: int, room: int | None

@@ -208,7 +208,6 @@ class Store(abc.ABC):
         Raises :class:`NoTarget` if unknown or already terminal.
         """
 
-    @abc.abstractmethod
     async def prune(
         self,
         older_than: float,
@@ -233,6 +232,23 @@ class Store(abc.ABC):
         already committed stay deleted (each one whole trees). Raises
         :class:`~trexec.InvalidArgument` for a bad argument.
         """
+        older, chosen, most = prune_arguments(older_than, statuses, limit)
+        deleted = 0
+        after: int | None = 0
+        while after is not None and (most is None or deleted < most):
+            room = None if most is None else most - deleted
+            count, after = await self._prune_after(older, chosen, after, room)
+            deleted += count
+        return deleted
+
+    @abc.abstractmethod
+    async def _prune_after(
+        self, older_than: float, statuses: Sequence[str], after: int, room: int | None
+    ) -> tuple[int, int | None]:
+        """One transaction of :meth:`prune`: the roots with ``id > after`` (up to
+        ``PRUNE_BATCH``, and trees of at most ``room`` instances in all); return
+        (instances deleted, the cursor for the next batch or None once every
+        root was examined)."""
 
     @abc.abstractmethod
     async def get(self, target: int | str) -> InstanceRecord | None:
