@@ -268,10 +268,10 @@ async def test_limit_is_honoured_and_whole_trees_only(store, clock):
 
 
 async def test_batches_walk_the_whole_table(store, clock, monkeypatch):
-    from trexec.durable import _postgres, _sqlite
+    from trexec.durable import _postgres_ops, _sqlite
 
     monkeypatch.setattr(_sqlite, "PRUNE_BATCH", 3)
-    monkeypatch.setattr(_postgres, "PRUNE_BATCH", 3)
+    monkeypatch.setattr(_postgres_ops, "PRUNE_BATCH", 3)
     # Whole batches of roots that cannot be pruned come first: the prune goes past them.
     kept = [await make(store, "scheduled") for _ in range(7)]
     bulk = await store.insert([NewInstance("bulk", 1, "start", "{}")] * 10)
@@ -306,7 +306,7 @@ class _Meddling:
 async def test_postgres_keeps_a_tree_that_changed_before_its_lock(tmp_path, clock):
     """Another transaction gives a finished tree a child, or deletes a tree, between
     the batch's read of the trees and its lock: those trees are left alone."""
-    from trexec.durable._postgres import PostgresStore
+    from trexec.durable import _postgres_ops
 
     async with open_test_store("postgresql", tmp_path, clock=clock.current_time) as store:
         await store.migrate()
@@ -324,7 +324,7 @@ async def test_postgres_keeps_a_tree_that_changed_before_its_lock(tmp_path, cloc
                 )
                 conn.execute(f"DELETE FROM {table} WHERE id = %s", (gone,))
 
-        batch = PostgresStore._prune_batch(0.0, ("done",), 0, None)
+        batch = _postgres_ops.prune_batch(0.0, ("done",), 0, None)
         count, cursor = await store._run(lambda c: batch(_Meddling(c, meddle)))
         assert (count, cursor) == (1, None)
         assert await exists(store, [joined, gone, pruned]) == [True, False, False]

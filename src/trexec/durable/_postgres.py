@@ -49,7 +49,7 @@ from ._records import (
     Release,
     SignalRecord,
 )
-from ._store import PRUNE_BATCH, Store, prune_selection
+from ._store import Store
 
 __all__ = ["PostgresStore"]
 
@@ -437,47 +437,7 @@ class PostgresStore(Store):
     ) -> tuple[int, int | None]:
         # Deleting finished trees is idempotent: safe to retry after an unknown
         # COMMIT (that batch's count is then lost, nothing else).
-        return await self._run(self._prune_batch(older_than, statuses, after, room))
-
-    @staticmethod
-    def _prune_batch(
-        older_than: float, statuses: Sequence[str], after: int, room: int | None
-    ) -> Callable[[Conn], tuple[int, int | None]]:
-        """One batch: up to PRUNE_BATCH roots with ``id > after``; returns (deleted,
-        the cursor for the next batch, None once every root was examined)."""
-        limit = PRUNE_BATCH if room is None else min(PRUNE_BATCH, room)
-        params = {
-            "after": after,
-            "statuses": list(statuses),
-            "older_than": older_than,
-            "limit": limit,
-        }
-
-        def op(c: Conn) -> tuple[int, int | None]:
-            roots = [row[0] for row in c.execute(sql.PRUNE_ROOTS, params)]
-            if not roots:
-                return 0, None
-            cursor = roots[-1] if len(roots) == limit else None
-            members = c.execute(sql.PRUNE_TREES, (roots,)).fetchall()
-            ids = prune_selection(roots, members, room)
-            if not ids:
-                return 0, cursor
-            # Only finished trees are locked: a live row is what other transactions
-            # lock (complete locks a child, then its parent), so prune never waits
-            # on one. A tree that changed before the lock (a member got a child,
-            # or another prune deleted it) is kept for a later batch.
-            locked = {row[0] for row in c.execute(sql.PRUNE_LOCK, (sorted(ids),))}
-            root_of = {id_: root for root, id_, _ in members}
-            changed = {root_of[id_] for id_ in ids if id_ not in locked}
-            changed |= {root_of[p] for (p,) in c.execute(sql.PRUNE_JOINED, (ids, ids))}
-            ids = [id_ for id_ in ids if root_of[id_] not in changed]
-            if not ids:
-                return 0, cursor
-            c.execute(sql.PRUNE_SIGNALS, (ids,))
-            c.execute(sql.PRUNE_DEDUP, (ids,))
-            return len(c.execute(sql.PRUNE_INSTANCES, (ids,)).fetchall()), cursor
-
-        return op
+        return await self._run(ops.prune_batch(older_than, statuses, after, room))
 
     # --- reads (interruptible, spec §8.3.2) ------------------------------------------------------
 

@@ -26,8 +26,17 @@ from ._records import (
     SignalRecord,
     Throttled,
 )
+from ._store import PRUNE_BATCH, prune_selection
 
-__all__ = ["CompleteBatch", "claim_op", "complete", "insert_rows", "record", "signal"]
+__all__ = [
+    "CompleteBatch",
+    "claim_op",
+    "complete",
+    "insert_rows",
+    "prune_batch",
+    "record",
+    "signal",
+]
 
 Conn = psycopg.Connection[Any]
 
@@ -369,3 +378,43 @@ def duplicate_key(exc: psycopg.errors.UniqueViolation, items: Sequence[NewInstan
         if item.key is not None and f"=({item.key})" in detail:
             return item.key
     return next((i.key for i in items if i.key is not None), None)
+
+
+def prune_batch(
+    older_than: float, statuses: Sequence[str], after: int, room: int | None
+) -> Callable[[Conn], tuple[int, int | None]]:
+    """One batch: up to PRUNE_BATCH roots with ``id > after``; returns (deleted,
+    the cursor for the next batch, None once every root was examined)."""
+    limit = PRUNE_BATCH if room is None else min(PRUNE_BATCH, room)
+    params = {
+        "after": after,
+        "statuses": list(statuses),
+        "older_than": older_than,
+        "limit": limit,
+    }
+
+    def op(c: Conn) -> tuple[int, int | None]:
+        roots = [row[0] for row in c.execute(sql.PRUNE_ROOTS, params)]
+        if not roots:
+            return 0, None
+        cursor = roots[-1] if len(roots) == limit else None
+        members = c.execute(sql.PRUNE_TREES, (roots,)).fetchall()
+        ids = prune_selection(roots, members, room)
+        if not ids:
+            return 0, cursor
+        # Only finished trees are locked: a live row is what other transactions
+        # lock (complete locks a child, then its parent), so prune never waits
+        # on one. A tree that changed before the lock (a member got a child,
+        # or another prune deleted it) is kept for a later batch.
+        locked = {row[0] for row in c.execute(sql.PRUNE_LOCK, (sorted(ids),))}
+        root_of = {id_: root for root, id_, _ in members}
+        changed = {root_of[id_] for id_ in ids if id_ not in locked}
+        changed |= {root_of[p] for (p,) in c.execute(sql.PRUNE_JOINED, (ids, ids))}
+        ids = [id_ for id_ in ids if root_of[id_] not in changed]
+        if not ids:
+            return 0, cursor
+        c.execute(sql.PRUNE_SIGNALS, (ids,))
+        c.execute(sql.PRUNE_DEDUP, (ids,))
+        return len(c.execute(sql.PRUNE_INSTANCES, (ids,)).fetchall()), cursor
+
+    return op
