@@ -140,3 +140,19 @@ async def test_a_store_error_is_retried_not_fatal(store, events):
     assert instance.result["n"] == 3 and failures
     errors = [meta for name, _, meta in events if name[2:] == ("store", "error")]
     assert errors == [{"operation": "complete", "error": "connection lost"}]
+
+
+async def test_an_engine_starting_after_a_crash_reaps_expired_leases_at_once(store, events):
+    """spec §5.8.3: the reaper's first pass runs as the engine starts."""
+    async with durable.open_engine(store, workers=0) as producer:
+        id_ = await producer.insert(CountTo3, Counter(0))
+    # A worker claims it, then dies without a trace: only its lease is left.
+    claim = await store.claim([(CountTo3.name, CountTo3.version)], 1, 0.01, {})
+    assert [job.id for job in claim.jobs] == [id_]
+    await trio.sleep(0.05)  # the lease expires
+    opts = {"lease": 3600, "reap_interval": 3600}  # no second reaper pass in this test
+    async with durable.open_engine(store, [CountTo3], **opts, **FAST) as engine:
+        instance = await engine.wait(id_, timeout=10)
+    assert instance.result == {"n": 3, "log": ["start", "middle", "finish"]}
+    reclaimed = [meta for name, _, meta in events if name[2:] == ("reaper", "reclaimed")]
+    assert reclaimed == [{"ids": [id_]}]

@@ -11,11 +11,11 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-import trio
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from trio_util import periodic
 
 from .journal import Summary, Tally
 
@@ -54,9 +54,8 @@ async def show_progress(console: Console, tally: Tally, *, live: bool) -> None:
     """
     if not live:
         try:
-            while True:
+            async for _ in periodic(REFRESH):
                 _flush_lines(tally, console.print)
-                await trio.sleep(REFRESH)
         finally:
             _flush_lines(tally, console.print)
     progress = Progress(
@@ -74,10 +73,9 @@ async def show_progress(console: Console, tally: Tally, *, live: bool) -> None:
 
     with Live(render(), console=console, auto_refresh=False, transient=False) as screen:
         try:
-            while True:
+            async for _ in periodic(REFRESH):
                 _flush_lines(tally, screen.console.print, quiet=True)
                 screen.update(render(), refresh=True)
-                await trio.sleep(REFRESH)
         finally:
             _flush_lines(tally, screen.console.print, quiet=True)
             screen.update(render(), refresh=True)

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
 import trio
+from trio_util import periodic
 
 from .. import telemetry
 from ._exceptions import DuplicateKey, StoreError
@@ -268,8 +269,9 @@ class EngineTasks:
                 delay = min(delay * 2, 5.0)
 
     async def _heartbeat(self) -> None:
-        while True:
-            await trio.sleep(self._heartbeat_interval)
+        # Start to start (trio-util's periodic): a slow renewal does not push the
+        # next one later, so leases are renewed every interval (spec §5.8).
+        async for _ in periodic(self._heartbeat_interval):
             if self._held:
                 leases = list(self._held)
                 lost = await self._retrying(
@@ -279,8 +281,9 @@ class EngineTasks:
                     logger.debug("heartbeat: lease lost for %s", sorted(lost))
 
     async def _reaper(self) -> None:
-        while True:
-            await trio.sleep(self._reap_interval)
+        # The first pass runs at once: an engine starting after a crash returns
+        # the crashed worker's expired leases without waiting an interval.
+        async for _ in periodic(self._reap_interval):
             reclaimed = await self._retrying("reap_expired", self.store.reap_expired)
             if reclaimed:
                 # spec §5.8: expired leases return to runnable with attempt + 1.
