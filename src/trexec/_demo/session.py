@@ -16,7 +16,6 @@ import random
 import signal
 import time
 import uuid
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ import attrs
 import httpx
 import trio
 from rich.console import Console
+from trio_util import run_and_cancelling
 
 from trexec import durable, workflows
 
@@ -193,10 +193,8 @@ async def _session(
     ):
         svc = Services(client=client, emit=journal.emit, demo=state.demo)
         _headline(console, state, notice, journal.tally, opts.workers, url)
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(partial(show_progress, console, journal.tally, live=opts.live))
+        async with run_and_cancelling(show_progress, console, journal.tally, live=opts.live):
             await _run_durable(opts, state, previous, svc, journal, orders)
-            nursery.cancel_scope.cancel()
 
 
 def _headline(
