@@ -194,6 +194,13 @@ async def test_start_action_with_invalid_params_gives_a_finished_handle():
             await handle.wait()
 
 
+async def test_invalid_params_handle_is_named_after_the_action():
+    async with trio.open_nursery() as nursery:
+        handle = trexec.start_action(nursery, Charge, {"amount": "x"})
+    assert handle.name == "charge"
+    assert "'charge'" in repr(handle)
+
+
 def test_params_that_is_not_an_attrs_class_is_rejected():
     with pytest.raises(trexec.InvalidArgument, match=r"Bad\.Params=<class 'dict'>"):
 
@@ -533,6 +540,67 @@ async def test_errors_raised_while_cancelled_never_escape_into_the_nursery(
     assert type(error) is expected
     assert isinstance(error.__cause__, ExceptionGroup)
     assert error.__cause__.subgroup(ValueError) is not None
+
+
+async def raises_on_cancel(params, context):
+    """Turns the Cancelled it gets into a plain error (no group)."""
+    try:
+        await trio.sleep_forever()
+    except trio.Cancelled:
+        raise ValueError("cleanup failed") from None
+
+
+@pytest.mark.parametrize("retries", [0, 1])
+async def test_a_plain_error_raised_while_timing_out_is_a_timeout(autojump_clock, retries):
+    # spec §1.2: raised while its deadline cancels it: still ActionTimeout.
+    with pytest.raises(trexec.ActionTimeout) as info:
+        await trexec.run_action(raises_on_cancel, timeout=1, retries=retries)
+    assert isinstance(info.value.__cause__, ValueError)
+    assert info.value.attempts == retries + 1
+
+
+@pytest.mark.parametrize("retries", [0, 1])
+async def test_a_plain_error_raised_while_cancelled_is_the_cause(autojump_clock, retries):
+    # spec §1.5: ActionCancelled, the error it raised while cancelled as __cause__.
+    async with trio.open_nursery() as nursery:
+        handle = trexec.start_action(nursery, raises_on_cancel, retries=retries)
+        await trio.sleep(0.5)
+        handle.cancel()
+    error = handle.check().error
+    assert type(error) is trexec.ActionCancelled
+    assert isinstance(error.__cause__, ValueError)
+    assert error.attempts == 1
+
+
+async def test_errors_raised_while_cancelled_from_outside_never_escape(autojump_clock):
+    # spec §1.2, §1.6: only the outside Cancelled propagates; the errors are the cause.
+    with trio.move_on_after(1) as outer:
+        async with trio.open_nursery() as nursery:
+            handle = trexec.start_action(nursery, messy)
+            await trio.sleep_forever()
+    assert outer.cancelled_caught
+    error = handle.check().error
+    assert type(error) is trexec.ActionCancelled
+    assert "from outside" in str(error)
+    assert error.__cause__.subgroup(ValueError) is not None
+    with trio.move_on_after(1) as outer:
+        await trexec.run_action(messy)
+    assert outer.cancelled_caught
+
+
+async def test_a_compensation_raising_a_group_at_its_deadline_never_escapes(autojump_clock):
+    class MessyUndo(trexec.Action):
+        async def run(self, params, context):
+            raise ValueError("run")
+
+        async def compensate(self, error, params, context):
+            await messy(params, context)
+
+    async with trio.open_nursery() as nursery:
+        handle = trexec.start_action(nursery, MessyUndo, compensation_timeout=1)
+    error = handle.check().error
+    assert type(error) is trexec.ActionFailed
+    assert error.compensation.error.subgroup(ValueError) is not None
 
 
 async def test_keyboard_interrupt_in_a_started_action_propagates_and_is_recorded():

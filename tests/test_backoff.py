@@ -23,6 +23,10 @@ def test_huge_retry_numbers_stay_at_max():
     assert trexec.Backoff(initial=1, factor=10, max=60).delay(10_000) == 60
 
 
+def test_a_zero_initial_stays_zero_past_the_float_range():
+    assert trexec.Backoff(initial=0.0, factor=2.0).delay(5000) == 0
+
+
 def test_jitter_only_shortens_delays():
     backoff = trexec.Backoff(initial=2, factor=1, max=2, jitter=0.5)
     delays = [backoff.delay(1) for _ in range(200)]

@@ -506,6 +506,61 @@ async def test_cancelled_is_never_swallowed_by_the_poller(autojump_clock):
     assert trio.current_time() == 1.0
 
 
+async def raises_on_cancel():
+    """A poll that turns the Cancelled it gets into a plain error."""
+    try:
+        await trio.sleep_forever()
+    except trio.Cancelled:
+        raise ValueError("cleanup failed") from None
+
+
+async def messy_poll():
+    """A poll whose nursery raises a group mixing Cancelled with an error when cancelled."""
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(trio.sleep_forever)
+        await raises_on_cancel()
+
+
+@pytest.mark.parametrize("poll", [raises_on_cancel, messy_poll])
+async def test_a_poll_raising_while_the_deadline_cancels_it_is_a_timeout(autojump_clock, poll):
+    # spec §2.5: the deadline passed all the same; §2.6 decides.
+    send, _ = channel()
+    async with trio.open_nursery() as nursery:
+        poller = trexec.start_poller(
+            nursery,
+            poll_fn=poll,
+            handler=by_status({}),
+            interval=1,
+            timeout=2,
+            events=send,
+            on_timeout="ignore",
+        )
+    assert poller.check() == trexec.PollTimeoutIgnored(poller.id)
+
+
+@pytest.mark.parametrize("how", ["stop", "outside"])
+async def test_errors_raised_while_cancelled_never_escape_into_the_nursery(autojump_clock, how):
+    # spec §2.7: only Cancelled propagates, never the poll's error.
+    send, _ = channel()
+    with trio.move_on_after(1) as outer:
+        async with trio.open_nursery() as nursery:
+            poller = trexec.start_poller(
+                nursery,
+                poll_fn=messy_poll,
+                handler=by_status({}),
+                interval=1,
+                timeout=20,
+                events=send,
+            )
+            await trio.sleep(0.5)
+            if how == "stop":
+                poller.stop()
+            else:
+                await trio.sleep_forever()
+    assert outer.cancelled_caught == (how == "outside")
+    assert poller.check() == trexec.PollStopped(poller.id)
+
+
 # --- waiting on many (spec §2.12, §1.4) -----------------------------------------------
 
 

@@ -7,6 +7,7 @@ import datetime
 import json
 import os
 import pathlib
+import re
 
 import attrs
 import pytest
@@ -149,6 +150,33 @@ async def test_jsonl_writes_values_json_cannot_with_the_documented_fallback(tmp_
         "[[...]]",
         "nan",
     ]
+
+
+async def test_jsonl_records_values_whose_str_and_repr_raise(tmp_path):
+    class Unprintable(Exception):
+        def __str__(self):
+            raise RuntimeError("no str")
+
+    class Unrepresentable:
+        def __repr__(self):
+            raise RuntimeError("no repr")
+
+    path = tmp_path / "run.jsonl"
+    recorder = trexec.JsonlRecorder(path)
+
+    async def run_fn(run):
+        await run.emit(Unrepresentable())
+        raise Unprintable("boom")
+
+    # spec §4.6.3: an event (or outcome) never fails the recording.
+    handle = await record(run_fn, recorder)
+    assert handle.recorder_errors == []
+    lines = read_lines(path)
+    assert [line["kind"] for line in lines] == ["started", "event", "outcome"]
+    assert re.fullmatch(r"<unrepresentable .*Unrepresentable>", lines[1]["event"])
+    assert lines[2]["outcome"]["kind"] == "crashed"
+    assert lines[2]["outcome"]["exception"]["message"] == "Unprintable('boom')"
+    assert recorder._fd is None  # closed: reusable for the next run
 
 
 async def test_jsonl_default_hook_comes_before_the_fallback(tmp_path):

@@ -389,3 +389,45 @@ async def test_a_base_exception_from_the_adapter_escapes_as_itself_not_a_group(a
 
     with pytest.raises(Shutdown):
         await trexec.run_commands(CallAdapter(), [raise_(Shutdown())], assertion_mode="record")
+
+
+async def test_a_base_exception_from_a_parallel_branch_escapes_as_itself(autojump_clock):
+    class Shutdown(BaseException):
+        pass
+
+    # spec §3.7: the branch nursery's group inside the sequence's own is unwrapped too.
+    with pytest.raises(Shutdown):
+        await trexec.run_parallel(
+            CallAdapter(),
+            [emit("p")],
+            [[raise_(Shutdown())], [sleep_then_emit(5, "x")]],
+            assertion_mode="record",
+        )
+
+
+@pytest.mark.parametrize("call", ["run_commands", "run_parallel"])
+async def test_cancelling_the_call_raises_cancelled_not_a_group(autojump_clock, call):
+    async def command(ctx):
+        for _ in range(2):
+            ctx.start_poller(
+                poll_fn=trio.lowlevel.checkpoint,
+                handler=lambda r: trexec.CONTINUE,
+                interval=1,
+                timeout=100,
+            )
+        await trio.sleep(100)
+        return []
+
+    escaped = []
+    with trio.move_on_after(2.5) as scope:
+        try:
+            if call == "run_commands":
+                await trexec.run_commands(CallAdapter(), [command])
+            else:
+                await trexec.run_parallel(CallAdapter(), [], [[command], [command]])
+        except BaseException as exc:
+            escaped.append(exc)
+            raise
+    assert scope.cancelled_caught
+    [exc] = escaped
+    assert isinstance(exc, trio.Cancelled)  # spec §0.4, §3.7

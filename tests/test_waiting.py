@@ -3,6 +3,7 @@ from __future__ import annotations
 import outcome
 import pytest
 import trio
+import trio.testing
 
 import trexec
 from trexec._waiting import Completion
@@ -70,10 +71,21 @@ async def test_as_completed_yields_finished_handles_first():
     assert seen == ["done", "pending"]
 
 
+async def test_wait_all_is_a_checkpoint_even_when_all_are_done():
+    # spec §0.2: a full checkpoint (cancel point and schedule point).
+    box = Box(1)
+    box._finish()
+    for handles in ([box], []):
+        with trio.testing.assert_checkpoints():
+            await trexec.wait_all(handles)
+
+
 @pytest.mark.parametrize("bad", [None, 3, "ab", [object()]])
 async def test_bad_handles_raise_invalid_argument(bad):
     with pytest.raises(trexec.InvalidArgument, match="handles="):
         await trexec.wait_all(bad)
+    with pytest.raises(trexec.InvalidArgument, match="handles="):
+        trexec.as_completed(bad)  # spec §0.3: at the call, not at the first iteration
 
 
 async def test_negative_timeout_is_invalid():

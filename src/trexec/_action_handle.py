@@ -233,8 +233,13 @@ class ActionHandle(Completion, Generic[T]):
                                 if attempt.cancelled_caught:
                                     error = self._timed_out()
                         except Exception as exc:  # spec §1.2: Cancelled, KeyboardInterrupt pass
-                            # Raised while its deadline cancelled it: still a timeout.
-                            timed_out = attempt is not None and attempt.cancelled_caught
+                            if self._cancel_requested:  # spec §1.5: raised while cancelled
+                                escaped = exc
+                                break
+                            # spec §1.2: raised while its deadline cancelled it (a plain
+                            # error, or a group whose Cancelled the scope took): a timeout.
+                            deadline = scope if attempt is None else attempt
+                            timed_out = deadline.cancel_called
                             error = self._timed_out(exc) if timed_out else self._failed(exc)
                         if error is None:
                             self._set_value(value, started)
@@ -260,8 +265,15 @@ class ActionHandle(Completion, Generic[T]):
             self._set_error(error, started)
         except BaseException as exc:
             # spec §1.6: cancelled from outside, or interrupted: record it, re-raise as is.
+            errors, rest = (
+                exc.split(Exception) if isinstance(exc, BaseExceptionGroup) else (None, exc)
+            )
             if not self.done:
-                self._set_error(self._cancelled(exc), started)
+                self._set_error(self._cancelled(rest, cause=errors), started)
+            if errors is not None and rest is not None:
+                # spec §1.2: a group mixing an outside Cancelled with the action's errors:
+                # only the Cancelled propagates, the errors are the __cause__.
+                raise rest  # noqa: B904 - the group it was split from is the context
             raise
 
     def _failed(self, exc: Exception) -> ActionFailed:
@@ -283,11 +295,15 @@ class ActionHandle(Completion, Generic[T]):
     ) -> ActionCancelled:
         if exc is None:
             cancelled = ActionCancelled(f"action {self.name!r} was cancelled")
-            cancelled.__cause__ = cause
-            return cancelled
-        if isinstance(exc, trio.Cancelled):
-            return ActionCancelled(f"action {self.name!r} was cancelled from outside")
-        return ActionCancelled(f"action {self.name!r} was interrupted by {type(exc).__name__}")
+        elif isinstance(exc, trio.Cancelled) or (
+            isinstance(exc, BaseExceptionGroup) and exc.split(trio.Cancelled)[1] is None
+        ):
+            cancelled = ActionCancelled(f"action {self.name!r} was cancelled from outside")
+        else:
+            interrupt = type(exc).__name__
+            cancelled = ActionCancelled(f"action {self.name!r} was interrupted by {interrupt}")
+        cancelled.__cause__ = cause
+        return cancelled
 
     def _attempt_note(self) -> str:
         total = self._opts.retries + 1
@@ -298,12 +314,14 @@ class ActionHandle(Completion, Generic[T]):
         # half done, and bounded by compensation_timeout so it cannot hang the caller.
         assert self._compensate is not None
         timeout = self._opts.compensation_timeout
-        with trio.CancelScope(shield=True) as scope:
-            scope.deadline = trio.current_time() + timeout
-            try:
+        # The try is outside the scope: a group mixing the deadline's Cancelled with an
+        # error leaves the scope as that error, which is the compensation's outcome too.
+        try:
+            with trio.CancelScope(shield=True) as scope:
+                scope.deadline = trio.current_time() + timeout
                 return outcome.Value(await self._compensate(error, self._params, self._context))
-            except Exception as exc:
-                return outcome.Error(exc)
+        except Exception as exc:
+            return outcome.Error(exc)
         return outcome.Error(
             trio.TooSlowError(f"compensate of {self.name!r} did not finish within {timeout}s")
         )

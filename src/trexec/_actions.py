@@ -59,7 +59,9 @@ def _prepare(
     try:
         converted = convert_params(instance, params)  # spec §1.1
     except InvalidParams as exc:
-        handle: ActionHandle[Any] = ActionHandle(action, run_fn, compensate, params, context, opts)
+        handle: ActionHandle[Any] = ActionHandle(
+            instance if instance is not None else action, run_fn, compensate, params, context, opts
+        )
         handle._set_error(exc, None)
         return handle
     return ActionHandle(

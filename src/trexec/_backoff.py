@@ -67,7 +67,7 @@ class Backoff:
         try:
             base = min(self.max, self.initial * self.factor ** (retry - 1))
         except OverflowError:  # factor ** n past the float range: long since capped
-            base = self.max
+            base = self.max if self.initial else 0.0  # spec §1.3: min(max, 0 * ...) is 0
         if self.jitter:
             base *= 1 - self.jitter * random.random()
         return float(base)

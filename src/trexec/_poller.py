@@ -208,6 +208,17 @@ class Poller(Completion):
                     result = await self._timeout_result(trio.current_time() - started)
                 if result is not None:
                     self._set(result)
+        except Exception:
+            # spec §2.10: a poll, handler or on_timeout raised a group mixing stop()'s
+            # Cancelled with an error; the scope took the Cancelled. Already PollStopped.
+            assert self._result is not None
+        except BaseExceptionGroup as group:
+            # spec §2.7: cancelled from outside while a poll or handler raised an error:
+            # only the Cancelled (and other BaseExceptions) propagate, never the error.
+            errors, rest = group.split(Exception)
+            if errors is None or rest is None:
+                raise
+            raise rest  # noqa: B904 - the group it was split from is the context
         finally:
             self._timer.release()
             if self._result is None:
@@ -216,15 +227,28 @@ class Poller(Completion):
 
     async def _poll_until(self, deadline: float) -> PollResult | None:
         """Poll every ``interval`` (start to start) until a result or the deadline (None)."""
-        with trio.move_on_at(deadline):  # spec §2.5: the deadline is a cancel scope
-            while True:
-                # spec §2.2: first poll at once, then start to start; an overrun
-                # starts the next poll at once, so polls never overlap.
-                started = trio.current_time()
-                result = await self._poll_once()
-                if result is not None or self._result is not None:
-                    return result
-                await self._timer.sleep_until(started + self.interval)
+        try:
+            with trio.move_on_at(deadline) as scope:  # spec §2.5: the deadline is a scope
+                while True:
+                    # spec §2.2: first poll at once, then start to start; an overrun
+                    # starts the next poll at once, so polls never overlap.
+                    started = trio.current_time()
+                    result = await self._poll_once()
+                    if (
+                        scope.cancel_called
+                        and isinstance(result, PollError)
+                        and isinstance(result.reason, PollFnError | HandlerError)
+                    ):
+                        # spec §2.5: poll_fn or the handler raised while the deadline
+                        # cancelled it: the deadline passed all the same.
+                        return None
+                    if result is not None or self._result is not None:
+                        return result
+                    await self._timer.sleep_until(started + self.interval)
+        except Exception:
+            # spec §2.5: a poll or handler raised a group mixing the deadline's Cancelled
+            # with an error; the scope took the Cancelled: the deadline passed all the same.
+            pass
         return None
 
     async def _poll_once(self) -> PollResult | None:

@@ -106,14 +106,25 @@ def to_json(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
     if isinstance(value, BaseException):
-        return {"type": type(value).__qualname__, "message": str(value)}
+        try:
+            message = str(value)
+        except Exception:  # spec §4.6.3: a broken __str__ must not fail the recording
+            message = _safe_repr(value)
+        return {"type": type(value).__qualname__, "message": message}
     if isinstance(value, set | frozenset):
         return list(value)
     if isinstance(value, datetime.date | datetime.time):
         return value.isoformat()
     if isinstance(value, pathlib.PurePath):
         return str(value)
-    return repr(value)
+    return _safe_repr(value)
+
+
+def _safe_repr(value: Any) -> str:
+    try:
+        return repr(value)
+    except Exception:
+        return f"<unrepresentable {type(value).__qualname__}>"
 
 
 class JsonlRecorder(Recorder):
@@ -196,12 +207,13 @@ class JsonlRecorder(Recorder):
         self._seq += 1
         try:
             line = self._encoder.encode(record)
-        except (TypeError, ValueError, RecursionError):
-            # spec §4.6.3: a circular or otherwise unwritable value: keep its repr.
+        except Exception:
+            # spec §4.6.3: a circular or otherwise unwritable value (or a default
+            # hook, __str__ or __repr__ that raised): keep its repr.
             for key in ("event", "outcome"):
                 if key in record:
-                    record[key] = repr(record[key])
-            line = json.dumps(record, default=repr)
+                    record[key] = _safe_repr(record[key])
+            line = json.dumps(record, default=_safe_repr)
         self._pending.append(line.encode() + b"\n")
 
     def _encode(self, value: Any) -> Any:

@@ -217,24 +217,36 @@ class _SequenceRun:
 
 @contextmanager
 def _single_exception() -> Iterator[None]:
-    """Let a lone exception out of a nursery's group as itself (spec §0.4, §3.7).
+    """Let a lone exception out of the nurseries' groups as itself (spec §0.4, §3.7).
 
-    Only a ``KeyboardInterrupt`` or a bug can get here: commands and pollers
-    turn every ``Exception`` into a failure, and cancellation is left to the
-    cancel scope that owns it.
+    Only a ``KeyboardInterrupt``, a cancellation from outside or a bug can get
+    here: commands and pollers turn every ``Exception`` into a failure. The
+    groups may be nested (``run_parallel``'s branch nursery) and hold one
+    ``trio.Cancelled`` per task cancelled alongside: one cancellation is raised
+    as a ``trio.Cancelled`` for the caller's cancel scope, and a lone other
+    exception wins over the cancellations it caused.
     """
     try:
         yield
     except BaseExceptionGroup as group:
-        if len(group.exceptions) != 1 or isinstance(group.exceptions[0], BaseExceptionGroup):
+        leaves = _leaves(group)
+        chosen = [e for e in leaves if not isinstance(e, trio.Cancelled)] or leaves[:1]
+        if len(chosen) != 1:
             raise
-        exc = group.exceptions[0]
+        exc = chosen[0]
         context = exc.__context__
         try:
             raise exc
         finally:
             exc.__context__ = context
             del exc, group
+
+
+def _leaves(group: BaseExceptionGroup[Any]) -> list[BaseException]:
+    leaves: list[BaseException] = []
+    for exc in group.exceptions:
+        leaves.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
+    return leaves
 
 
 # --- validation and entry points ------------------------------------------------------

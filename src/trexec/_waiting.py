@@ -88,17 +88,21 @@ async def wait_all(
     with trio.fail_after(math.inf if deadline_in is None else deadline_in):
         for handle in items:
             await handle._wait_finished()
-    await trio.lowlevel.checkpoint_if_cancelled()
+    await trio.lowlevel.checkpoint()  # spec §0.2: a full checkpoint, even with all done
     return [handle._outcome() for handle in items]
 
 
-async def as_completed(handles: Iterable[H]) -> AsyncIterator[H]:
+def as_completed(handles: Iterable[H]) -> AsyncIterator[H]:
     """Yield each handle as it finishes, in completion order (finished ones first).
 
     Usage: ``async for handle in trexec.as_completed(handles): handle.check()``.
-    Costs no task per handle. Raises :class:`~trexec.InvalidArgument` for a bad argument.
+    Costs no task per handle. Raises :class:`~trexec.InvalidArgument` for a bad
+    argument, at the call (spec §0.3), not at the first iteration.
     """
-    items = _handles(handles)
+    return _as_completed(_handles(handles))
+
+
+async def _as_completed(items: list[H]) -> AsyncIterator[H]:
     send, receive = trio.open_memory_channel[H](math.inf)
     callback = send.send_nowait
     for handle in items:

@@ -141,6 +141,8 @@ async def test_start_workflow_checks_its_arguments(store):
     async with durable.open_engine(store, workflows=[wf], workers=0) as engine:
         with pytest.raises(InvalidArgument, match=r"input=.*JSON-serializable"):
             await engine.start_workflow(wf, object())
+        with pytest.raises(InvalidArgument, match=r"^input=nan: .*JSON-serializable"):
+            await engine.start_workflow(wf, {"x": float("nan")}["x"])
         with pytest.raises(InvalidArgument, match="schedule_in=-1"):
             await engine.start_workflow(wf, None, schedule_in=-1)
         with pytest.raises(InvalidArgument, match="wf='args'"):
@@ -209,3 +211,44 @@ async def test_engine_cancel_before_a_scheduled_run_starts_runs_nothing(store):
     assert all(e.error.startswith("skipped: run") for e in entries)
     assert compensator.status == "done"  # found nothing completed to compensate
     assert ran == []
+
+
+async def test_a_rerun_of_plan_does_not_dispatch_a_step_twice(store, monkeypatch):
+    # spec §6.10.2: the run's plan step fails after dispatching "b" and before its
+    # commit; "b" finishes before the re-run dispatches: it must not run again.
+    from trexec.workflows import _run_machine
+
+    runs = []
+    gate = trio.Event()
+
+    async def a(ctx):
+        return "a"
+
+    async def b(ctx):
+        runs.append(ctx.attempt)
+        with trio.fail_after(5):
+            await gate.wait()
+        return "b"
+
+    real = _run_machine.insert_steps
+    calls = []
+
+    async def crashing_insert(engine, wf, run_id, state, steps, delay, *, skip_live):
+        calls.append(tuple(steps))
+        if len(calls) == 2:  # the re-run: "b" ends before it dispatches
+            gate.set()
+            await engine.wait(f"{state.run_key}/b", timeout=5)
+        out = await real(engine, wf, run_id, state, steps, delay, skip_live=skip_live)
+        if len(calls) == 1:
+            raise RuntimeError("lost before the commit")
+        return out
+
+    monkeypatch.setattr(_run_machine, "insert_steps", crashing_insert)
+    wf = Workflow("rerun", [Step("a", a), Step("b", b, after=["a"])])
+    async with durable.open_engine(store, workflows=[wf], workers=4, **FAST) as engine:
+        run = await engine.wait(await engine.start_workflow(wf, None), timeout=10)
+        instances = await engine.list(machine="workflow:rerun:step")
+    assert run.status == "done"
+    assert run.result == {"a": "a", "b": "b"}
+    assert [i.key for i in instances].count(f"{run.state.run_key}/b") == 1
+    assert runs == [1]

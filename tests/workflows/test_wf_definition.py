@@ -12,6 +12,14 @@ async def noop(ctx):
     return None
 
 
+def sync_fn(ctx):
+    return None
+
+
+async def async_gen(ctx):
+    yield None
+
+
 def test_workflow_keeps_steps_in_dependency_order():
     wf = Workflow(
         "w",
@@ -67,6 +75,9 @@ def test_self_dependency_is_rejected():
         ({"name": 3}, "Step.name=3"),
         ({"name": "a/b"}, "without '/'"),
         ({"fn": 42}, "fn=42"),
+        ({"fn": sync_fn}, "fn=<function sync_fn"),
+        ({"fn": async_gen}, "fn=<function async_gen"),
+        ({"compensate": sync_fn}, "compensate=<function sync_fn"),
         ({"after": "a"}, "after='a'"),
         ({"after": ["x", "x"]}, "without duplicates"),
         ({"retries": -1}, "retries=-1"),
@@ -110,6 +121,12 @@ def test_backoff_doubles_from_min_and_caps_at_max():
     b = Backoff(0.5, 3.0)
     assert [b.delay(n) for n in range(1, 6)] == [0.5, 1.0, 2.0, 3.0, 3.0]
     assert Backoff(1.0, 10.0).delay(1000) == 10.0
+
+
+def test_backoff_min_zero_stays_zero_and_tiny_min_is_not_capped_early():
+    assert Backoff(0, 5.0).delay(100) == 0.0
+    assert Backoff(1e-30, 5.0).delay(70) == 1e-30 * 2**69
+    assert Backoff(1e-30, 5.0).delay(10**6) == 5.0
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import trio
 
 from trexec import durable, workflows
@@ -140,3 +142,19 @@ async def test_a_step_returning_non_json_fails_the_run_without_retrying(store):
     assert calls == [1]
     assert "step 'bad' failed: StepResultError" in run.error
     assert "JSON-serializable" in run.error
+
+
+async def test_a_step_returning_nan_fails_the_run_without_retrying(store):
+    # NaN is accepted by json.dumps by default but cannot be stored (spec §5.1.4).
+    calls = []
+
+    async def bad(ctx):
+        calls.append(ctx.attempt)
+        return {"x": math.nan}
+
+    wf = Workflow("nan", [Step("bad", bad, retries=3, backoff=workflows.Backoff(0, 0))])
+    async with durable.open_engine(store, workflows=[wf], **FAST) as engine:
+        run = await engine.wait(await engine.start_workflow(wf, None), timeout=10)
+    assert run.status == "stopped"
+    assert calls == [1]
+    assert "step 'bad' failed: StepResultError" in run.error

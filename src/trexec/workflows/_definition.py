@@ -7,6 +7,7 @@ is one the engine can run.
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -50,10 +51,13 @@ class Backoff:
     def delay(self, retry: int) -> float:
         """Seconds to wait before retry number ``retry`` (1 for the first retry)."""
         retry = _validate.count("retry", retry, minimum=1)
-        # spec §6.4: min * 2**(n-1), capped at max (computed without overflow).
-        if retry > 64:
-            return float(self.max)
-        return float(min(self.min * 2 ** (retry - 1), self.max))
+        # spec §6.4: min * 2**(n-1), capped at max; an overflow is past any max,
+        # and a min of 0 stays 0 however many retries.
+        try:
+            delay = math.ldexp(self.min, retry - 1)
+        except OverflowError:
+            delay = math.inf
+        return float(min(delay, self.max))
 
 
 def _check_name(what: str, value: object) -> str:
@@ -64,6 +68,19 @@ def _check_name(what: str, value: object) -> str:
         # Names make up business keys ("<run>/<step>"); spec §6.1.
         _fail(what, value, "a name without '/'")
     return value
+
+
+def _is_async_callable(fn: object) -> bool:
+    # spec §6.1: a sync function (or an async generator) would run, side effects
+    # and all, and only then fail at `await`: reject it when the step is built.
+    if inspect.iscoroutinefunction(fn):
+        return True
+    # An instance whose class defines `async def __call__`.
+    return (
+        callable(fn)
+        and not inspect.isroutine(fn)
+        and inspect.iscoroutinefunction(type(fn).__call__)
+    )
 
 
 @attrs.frozen(eq=False)
@@ -91,7 +108,7 @@ class Step:
 
     def __attrs_post_init__(self) -> None:
         _check_name("Step.name", self.name)
-        if not callable(self.fn):
+        if not _is_async_callable(self.fn):
             _fail(f"Step({self.name!r}).fn", self.fn, "an async callable fn(ctx)")
         after = self.after
         if isinstance(after, str) or not isinstance(after, Iterable):
@@ -110,7 +127,7 @@ class Step:
         if not isinstance(self.backoff, Backoff | ActionBackoff):
             expected = "a workflows.Backoff or trexec.Backoff"
             _fail(f"Step({self.name!r}).backoff", self.backoff, expected)
-        if self.compensate is not None and not callable(self.compensate):
+        if self.compensate is not None and not _is_async_callable(self.compensate):
             _fail(f"Step({self.name!r}).compensate", self.compensate, "an async callable or None")
 
     @property

@@ -59,7 +59,7 @@ def step_key(run_key: str, step: str, kind: str = "step") -> str:
 def check_json(name: str, value: object) -> None:
     """Raise InvalidArgument unless ``value`` can be stored as JSON."""
     try:
-        json.dumps(value)
+        json.dumps(value, allow_nan=False)  # spec §5.1.4: NaN cannot be stored
     except (TypeError, ValueError) as exc:
         _validate.fail(name, value, f"a JSON-serializable value ({exc})")
 

@@ -117,7 +117,15 @@ class _RunMachine(Machine):
             # spec §6.6: everything that became ready, at once; the instances are
             # committed before this step's outcome, and keyed, so a re-run of this
             # step after a crash does not dispatch them twice (spec §6.7.3).
-            await insert_steps(ctx.engine, wf, ctx.id, state, decision.steps, 0.0, skip_live=True)
+            steps = decision.steps
+            if ctx.attempt > 1:
+                # spec §6.10.2: an earlier try of this step (crashed before its
+                # commit) may have dispatched a step that has finished since: its
+                # report is on its way; dispatching it again would run it twice.
+                # Live ones are left out here too: one that ends between this check
+                # and the insert would otherwise free its key.
+                steps = tuple([n for n in steps if not await _dispatched(ctx.engine, state, n)])
+            await insert_steps(ctx.engine, wf, ctx.id, state, steps, 0.0, skip_live=True)
             mark_dispatched(state, decision.steps)
             return Next("park", state)
         if decision.kind == "wait":
@@ -216,6 +224,12 @@ class _RunMachine(Machine):
     ) -> None:
         run_id = ctx.id if state is None or state.cancelled_run is None else state.cancelled_run
         await emit(ctx.engine, WorkflowEvent(run_id, self.workflow.name, kind, step, None, data))
+
+
+async def _dispatched(engine: Any, state: RunState, step: str) -> bool:
+    # A step instance that is live or done (not lost: spec §6.7.1).
+    instance = await get_instance(engine, step_key(state.run_key, step))
+    return instance is not None and instance.status not in ("stopped", "cancelled")
 
 
 _machines: weakref.WeakKeyDictionary[Workflow, type[Machine]] = weakref.WeakKeyDictionary()

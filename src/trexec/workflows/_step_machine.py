@@ -133,7 +133,8 @@ class _StepMachine(Machine):
         try:
             result = await fn(step_ctx)
             try:
-                json.dumps(result)
+                # NaN/Infinity are not JSON: the store would refuse them (spec §5.1.4).
+                json.dumps(result, allow_nan=False)
             except (TypeError, ValueError) as exc:  # spec §6.3: a result must be storable as JSON
                 retryable = False
                 raise StepResultError(
