@@ -96,6 +96,8 @@ def test_bad_step_fields_are_named(kwargs, match):
     ("args", "match"),
     [
         (("", []), "Workflow.name=''"),
+        (("x:step", [Step("s", noop)]), "Workflow.name='x:step'.*without ':'"),
+        (("x/y", [Step("s", noop)]), "without '/'"),
         (("w", []), "at least one Step"),
         (("w", "abc"), "a list of workflows.Step"),
         (("w", [noop]), "steps item"),

@@ -168,3 +168,35 @@ async def test_a_run_that_fails_first_step_compensates_nothing(store):
     assert run.status == "stopped"
     assert log == []
     assert run.error == "step 'reserve' failed: Flaky: reserve exploded"
+
+
+async def test_an_infrastructure_error_after_many_user_retries_is_still_retried(
+    store, monkeypatch
+):
+    """spec §6.10.4: infrastructure errors are counted apart from the user's retries."""
+    from trexec.workflows import _step_machine
+
+    real_get = _step_machine.get_instance
+    attempts: list[int] = []
+    hiccups: list[int] = []
+
+    async def get_with_a_hiccup(engine, target):
+        if len(attempts) == 11 and not hiccups:  # just before the 12th attempt
+            hiccups.append(len(attempts))
+            raise RuntimeError("store hiccup")
+        return await real_get(engine, target)
+
+    monkeypatch.setattr(_step_machine, "get_instance", get_with_a_hiccup)
+
+    async def flaky(ctx):
+        attempts.append(ctx.attempt)
+        if ctx.attempt <= 11:
+            raise Flaky(f"attempt {ctx.attempt}")
+        return "ok"
+
+    wf = Workflow("infra", [Step("s", flaky, retries=11, backoff=Backoff(0.001, 0.001))])
+    async with durable.open_engine(store, workflows=[wf], **FAST) as engine:
+        run = await engine.wait(await engine.start_workflow(wf, None), timeout=20)
+    assert hiccups == [11]
+    assert (run.status, run.result) == ("done", {"s": "ok"})
+    assert attempts == list(range(1, 13))

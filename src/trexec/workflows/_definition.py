@@ -156,6 +156,10 @@ class Workflow:
 
     def __attrs_post_init__(self) -> None:
         _check_name("Workflow.name", self.name)
+        if ":" in self.name:
+            # Machine names are "workflow:<name>" and "workflow:<name>:step": a ':'
+            # would let one workflow's run machine be another's step machine (§6.1).
+            _fail("Workflow.name", self.name, "a name without ':'")
         steps = self.steps
         if isinstance(steps, str | Step) or not isinstance(steps, Iterable):
             _fail(f"Workflow({self.name!r}).steps", steps, "a list of workflows.Step")

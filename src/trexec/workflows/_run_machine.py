@@ -52,7 +52,7 @@ from ._state import (
     request_cancel,
     start_compensation,
 )
-from ._step_machine import MAX_INFRA_ATTEMPTS, new_compensation, step_machine
+from ._step_machine import infra_retry, new_compensation, step_machine
 
 logger = logging.getLogger("trexec.workflows")
 _converter = cattrs.Converter()
@@ -95,9 +95,7 @@ class _RunMachine(Machine):
     async def handle(self, error: Exception, ctx: Context) -> Outcome:
         # The run never runs user code: what gets here is an infrastructure error
         # (the store failing a dispatch). Retry, capped, then stop loudly.
-        if ctx.attempt < MAX_INFRA_ATTEMPTS:
-            return Retry(ctx.state, min(0.1 * 2 ** (ctx.attempt - 1), 30.0))
-        return Stop(error)
+        return infra_retry(ctx.state, error)
 
     def _receive(self, state: RunState, name: str, payload: Any, run_id: int) -> None:
         if name == "cancel":

@@ -63,6 +63,8 @@ class RunState:
     #: Set on the compensator of a run cancelled with ``engine.cancel``: the id of
     #: that run (spec §6.11).
     cancelled_run: int | None = None
+    #: Infrastructure errors so far (spec §6.10.4).
+    infra_errors: int = 0
 
     @property
     def results(self) -> dict[str, Any]:

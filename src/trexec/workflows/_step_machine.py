@@ -59,6 +59,21 @@ class TaskState:
     error_type: str | None = None
     error: str | None = None
     failure: StepFailure | None = None
+    #: Infrastructure errors so far (spec §6.10.4), apart from the user's retries.
+    infra_errors: int = 0
+
+
+def infra_retry(state: Any, error: Exception) -> Outcome:
+    """The ``handle`` of the workflow machines: only infrastructure errors get
+    there (a store failing a dispatch or a signal); retry with a capped
+    exponential delay, counting them in the state (the engine's attempt also
+    counts the user's retries), then stop loudly (spec §6.10.4)."""
+    if state is None:  # the state itself could not be loaded: retrying cannot help
+        return Stop(error)
+    errors = state.infra_errors + 1
+    if errors < MAX_INFRA_ATTEMPTS:
+        return Retry(attrs.evolve(state, infra_errors=errors), min(0.1 * 2 ** (errors - 1), 30.0))
+    return Stop(error)
 
 
 def new_task(state: RunState, step: str, *, run_id: int | None) -> TaskState:
@@ -92,11 +107,8 @@ class _StepMachine(Machine):
         return Stop(f"step={step!r}: expected 'start' or 'report'")
 
     async def handle(self, error: Exception, ctx: Context) -> Outcome:
-        # Only infrastructure errors get here (the user's errors are caught in
-        # _attempt): retry with a capped exponential delay, then give up loudly.
-        if ctx.attempt < MAX_INFRA_ATTEMPTS:
-            return Retry(ctx.state, min(0.1 * 2 ** (ctx.attempt - 1), 30.0))
-        return Stop(error)
+        # Only infrastructure errors get here: the user's are caught in _attempt.
+        return infra_retry(ctx.state, error)
 
     async def _attempt(self, task: TaskState, ctx: Context) -> Outcome:
         wf = self.workflow
