@@ -703,3 +703,18 @@ async def test_many_runs_ending_every_way_finalize_each_recorder_once(autojump_c
 async def _cancel_later(handle, delay):
     await trio.sleep(delay)
     handle.cancel()
+
+
+async def test_start_run_is_a_checkpoint_even_without_recorders() -> None:
+    """spec §0.2: a caller already cancelled never starts a run."""
+    ran = []
+
+    async def run_fn(run: trexec.Run) -> None:
+        ran.append(run.id)
+
+    async with trio.open_nursery() as nursery:
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            await trexec.start_run(nursery, run_fn)
+        assert scope.cancelled_caught
+    assert ran == []

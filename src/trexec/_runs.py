@@ -223,6 +223,9 @@ async def start_run(
     recording.check(recorders)
     bus._running.add(topic)
     try:
+        # spec §0.2: a checkpoint even with no recorders to start, so that a
+        # cancelled caller never starts a run.
+        await trio.lowlevel.checkpoint()
         await recording.start_all(required_failure=RunCancelled())
         run = Run(run_id, bus, handle._scope)
         nursery.start_soon(_supervise_run, handle, recording, run, run_fn, name=f"run {run_id}")
