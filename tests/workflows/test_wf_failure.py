@@ -170,9 +170,7 @@ async def test_a_run_that_fails_first_step_compensates_nothing(store):
     assert run.error == "step 'reserve' failed: Flaky: reserve exploded"
 
 
-async def test_an_infrastructure_error_after_many_user_retries_is_still_retried(
-    store, monkeypatch
-):
+async def test_an_infrastructure_error_after_many_user_retries_is_still_retried(store, monkeypatch):
     """spec §6.10.4: infrastructure errors are counted apart from the user's retries."""
     from trexec.workflows import _step_machine
 
