@@ -19,7 +19,7 @@ from rich.console import Console
 from trexec._demo.gateway import Gateway, serve_gateway
 from trexec._demo.journal import Tally, read_events, summarize
 from trexec._demo.orders import make_orders, order_id
-from trexec._demo.session import DemoState, _redact
+from trexec._demo.session import DemoState, Options, _redact, _same_options
 from trexec._demo.ui import show_progress
 
 DEMO = [sys.executable, "-c", "from trexec._cli import main; main()", "demo"]
@@ -139,6 +139,16 @@ def test_store_urls_are_shown_without_their_password() -> None:
     assert _redact("sqlite:///trexec-demo.db") == "sqlite:///trexec-demo.db"
 
 
+def test_the_resume_hint_names_the_options_a_resume_must_repeat() -> None:
+    def options(store: str, journal: str) -> Options:
+        return Options(50, 8, None, store, Path(journal), reset=False, live=False)
+
+    assert _same_options(options("sqlite:///trexec-demo.db", "trexec-demo.jsonl")) == ""
+    pg = "postgresql://postgres@127.0.0.1/test"
+    assert _same_options(options(pg, "trexec-demo.jsonl")) == " with the same --store"
+    assert _same_options(options(pg, "j/x.jsonl")) == " with the same --store and --journal"
+
+
 # --- the screen (spec §9.5) -----------------------------------------------------
 
 
@@ -229,6 +239,38 @@ def test_demo_reports_an_unreachable_store_in_one_line(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1
     assert result.stderr.startswith("trexec demo: error:")
+    assert "last connection error: " in result.stderr and "Connection refused" in result.stderr
+
+
+def test_demo_on_a_store_that_cannot_open_keeps_the_interrupted_demos_journal(
+    tmp_path: Path,
+) -> None:
+    journal = tmp_path / "trexec-demo.jsonl"
+    line = {"run_id": "order-0001", "seq": 0, "ts": 1.0, "kind": "started"}
+    journal.write_text(json.dumps(line) + "\n")
+    state = DemoState(store="sqlite:///trexec-demo.db", seed=3, orders=2, runs={"order-0001": 1})
+    state.save(journal)
+    result = run_demo(tmp_path, "--store", "sqlite:///no/such/dir/x.db", "--plain")
+    assert result.returncode == 1
+    assert result.stderr.startswith("trexec demo: error: StoreError: cannot open")
+    assert journal.read_text() == json.dumps(line) + "\n"  # a typo in --store erased it
+    assert DemoState.load(journal) == state
+
+
+def test_demo_piped_into_a_closed_pipe_exits_without_a_traceback(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [*DEMO, "--orders", "3", "--seed", "1", "--plain"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline().startswith("trexec demo: 3 orders")
+    proc.stdout.close()  # as `trexec demo | head -1` does
+    err = proc.stderr.read()
+    proc.wait(timeout=60)
+    assert "Traceback" not in err and proc.returncode == 1
 
 
 def interrupt_after_first_order(cwd: Path, *args: str) -> str:

@@ -200,3 +200,28 @@ async def test_insert_many_with_an_unknown_parent_inserts_nothing(store):
             )  # fmt: skip
         with pytest.raises(durable.NoTarget):
             await engine.get("orphan")
+
+
+class SlowKeyedKids(durable.Machine):
+    name = "slow_keyed_kids"
+    started: trio.Event
+    release: trio.Event
+
+    async def step(self, step, ctx):
+        SlowKeyedKids.started.set()
+        await SlowKeyedKids.release.wait()
+        return durable.ScheduleChildren("gather", [durable.Child(Kid, {"n": 1}, key="taken")], None)
+
+
+async def test_a_child_key_clash_while_leaving_the_block_is_released_not_a_crash(store):
+    """spec §5.5.4, §5.7.3: the clash is found by the last commit of the shutdown;
+    the engine leaves cleanly and the step runs again later."""
+    SlowKeyedKids.started, SlowKeyedKids.release = trio.Event(), trio.Event()
+    async with durable.open_engine(store, [SlowKeyedKids], **FAST) as engine:
+        await engine.insert(Kid, {"n": 0}, key="taken")
+        id_ = await engine.insert(SlowKeyedKids, None)
+        await SlowKeyedKids.started.wait()
+        SlowKeyedKids.release.set()  # finishes during the shutdown's grace
+    async with durable.open_engine(store, [SlowKeyedKids], **FAST) as engine:
+        instance = await engine.wait(id_, timeout=10)
+    assert instance.status == "stopped" and "DuplicateKey" in instance.error

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import pathlib
 import signal
@@ -64,6 +65,68 @@ def test_errors_are_one_line_without_traceback(url):
     assert code == 2 and "--payload" in out
     code, out = run_cli("mysql://x", "ls")
     assert code == 1 and "url='mysql://x'" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (["worker", "--import", "machines", "--workers", "0"], "--workers"),
+        (["worker", "--import", "machines", "--lease", "0"], "--lease"),
+        (["worker", "--import", "machines", "--grace", "-1"], "--grace"),
+        (["worker", "--import", "machines", "--poll-interval", "0"], "--poll-interval"),
+        (["worker", "--import", "machines", "--batch-size", "0"], "--batch-size"),
+        (["ls", "--limit", "0"], "--limit"),  # was every row on SQLite, a driver error on PG
+        (["prune", "--older-than", "-1"], "--older-than"),
+        (["prune", "--older-than", "1", "--limit", "0"], "--limit"),
+    ],
+)
+def test_a_bad_option_value_is_a_usage_error_naming_the_option(url, args, option):
+    code, out = run_cli(url, *args)
+    assert code == 2 and f"Invalid value for '{option}'" in out and "Traceback" not in out
+
+
+def test_a_module_that_fails_to_import_is_one_line(url, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "cli_syntax_error.py").write_text("def broken(:\n")
+    (tmp_path / "cli_raises.py").write_text("raise RuntimeError('boom at import')\n")
+    code, out = run_cli(url, "worker", "--import", "cli_syntax_error")
+    assert code == 1 and out.startswith("Error: ImportError: cannot import cli_syntax_error: ")
+    assert "SyntaxError" in out and out.count("\n") == 1
+    code, out = run_cli(url, "worker", "--import", "cli_raises")
+    assert code == 1 and out == (
+        "Error: ImportError: cannot import cli_raises: RuntimeError: boom at import\n"
+    )
+    (tmp_path / "cli_fine.py").write_text("")
+    code, out = run_cli(url, "worker", "--import", "cli_fine.py")
+    assert code == 1 and "(--import takes a module name: cli_fine)" in out
+    code, out = run_cli(url, "worker", "--import", "json")
+    assert code == 1 and out == (
+        "Error: ValueError: no durable.Machine subclass (with a name) or workflow in json\n"
+    )
+
+
+def test_the_driver_log_stays_off_the_screen_and_names_the_last_connection_error(caplog):
+    from trexec.durable._cli import driver_log
+
+    error = durable.StoreError("cannot open postgresql://x: pool initialization incomplete")
+    pool = logging.getLogger("psycopg.pool")
+    with driver_log(debug=False) as log:
+        pool.warning("error connecting in %r: %s", "trexec", OSError("refused\n\tIs it up?"))
+        pool.warning("discarding closed connection")
+    assert [r.getMessage() for r in caplog.records] == ["discarding closed connection"]
+    assert log.explain(error, f"StoreError: {error}") == (
+        f"StoreError: {error} (last connection error: refused)"
+    )
+    assert log.explain(ValueError("x"), "ValueError: x") == "ValueError: x"  # not a store error
+
+
+@pytest.mark.slow  # the connection pool gives up after 10 s
+@pytest.mark.postgres
+def test_an_unreachable_server_is_one_line_naming_why(url):
+    code, out = run_cli("postgresql://postgres@127.0.0.1:1/test", "ls")
+    assert code == 1 and out.count("\n") == 1, out  # no pool warnings before it
+    assert out.startswith("Error: StoreError: cannot open postgresql://postgres@127.0.0.1:1/test")
+    assert "last connection error: " in out and "Connection refused" in out
 
 
 def worker_process(url, *extra, marker=None):

@@ -156,3 +156,62 @@ async def test_an_engine_starting_after_a_crash_reaps_expired_leases_at_once(sto
     assert instance.result == {"n": 3, "log": ["start", "middle", "finish"]}
     reclaimed = [meta for name, _, meta in events if name[2:] == ("reaper", "reclaimed")]
     assert reclaimed == [{"ids": [id_]}]
+
+
+async def test_an_exception_group_from_the_body_propagates_as_it_is(store):
+    """spec §5.5.5: the body's own exception, even a group, is not collapsed."""
+    for group in [
+        ExceptionGroup("mine", [ValueError("a"), KeyError("b")]),
+        ExceptionGroup("mine", [ValueError("a")]),
+    ]:
+        try:
+            async with durable.open_engine(store, [CountTo3], **FAST):
+                raise group
+        except ExceptionGroup as exc:
+            assert exc is group
+        else:
+            raise AssertionError("not raised")
+
+
+class Second(durable.Machine):
+    """``start`` -> ``second``; the instance with state 2 finishes ``start`` only
+    once the completer is busy committing the other one."""
+
+    name = "second"
+    busy: trio.Event
+
+    async def step(self, step, ctx):
+        if ctx.state == 2:
+            await Second.busy.wait()
+        return durable.Next("second", ctx.state)
+
+
+async def test_a_cancelled_block_still_commits_the_outcomes_that_finished(store):
+    """spec §5.5.4: the shutdown is shielded; finished outcomes are committed,
+    not released to run again, even when the caller cancelled the block."""
+    real, gate = store.complete_and_claim, trio.Event()
+    Second.busy = trio.Event()
+
+    async def slow_complete_and_claim(commits, *args):
+        Second.busy.set()
+        await gate.wait()
+        return await real(commits, *args)
+
+    async def open_gate_soon():
+        await trio.sleep(0.05)
+        gate.set()
+
+    store.complete_and_claim = slow_complete_and_claim
+    async with trio.open_nursery() as nursery:
+        with trio.CancelScope() as scope:
+            async with durable.open_engine(store, [Second], workers=2, **FAST) as engine:
+                ids = await engine.insert_many([durable.InsertSpec(Second, n) for n in (1, 2)])
+                await Second.busy.wait()
+                await trio.sleep(0.05)  # the second outcome waits for the completer
+                nursery.start_soon(open_gate_soon)
+                scope.cancel()
+                await trio.sleep_forever()
+    store.complete_and_claim = real
+    async with durable.open_engine(store, workers=0) as reader:
+        after = [await reader.get(i) for i in ids]
+    assert [(i.status, i.step, i.attempt) for i in after] == [("scheduled", "second", 1)] * 2

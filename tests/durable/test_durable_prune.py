@@ -406,12 +406,10 @@ def test_cli_prune(tmp_path):
     assert trio.run(remaining) == [live]
     code, out = run("prune", "--older-than", "0", "--limit", "1")
     assert code == 0 and out == "pruned 0 instances\n"
-    code, out = run("prune", "--older-than", "-5")
-    assert code == 1 and out == (
-        "Error: InvalidArgument: older_than=-5.0: expected a number of seconds >= 0\n"
-    )
+    code, out = run("prune", "--older-than", "-5")  # a usage error, naming the option
+    assert code == 2 and "--older-than" in out and "-5" in out
     code, out = run("prune", "--older-than", "0", "--limit", "0")
-    assert code == 1 and out.startswith("Error: InvalidArgument: limit=0")
+    assert code == 2 and "--limit" in out
     code, out = run("prune", "--older-than", "0", "--status", "running")
     assert code == 2 and "--status" in out
     code, out = run("prune")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import attrs
 import pytest
 from machines import Counter, CountTo3
+from stores import STORE_KINDS, open_test_store
 
 from conftest import FAST
 from trexec import InvalidArgument, durable
@@ -63,6 +64,16 @@ async def test_open_store_rejects_unknown_urls():
             pass
 
 
+@pytest.mark.parametrize("kind", STORE_KINDS)
+async def test_open_store_rejects_unknown_options(kind, tmp_path):
+    with pytest.raises(InvalidArgument, match="frobnicate=1"):
+        async with open_test_store(kind, tmp_path, frobnicate=1):
+            pass
+    with pytest.raises(InvalidArgument, match="clock=5"):
+        async with open_test_store(kind, tmp_path, clock=5):
+            pass
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
@@ -76,6 +87,9 @@ async def test_open_store_rejects_unknown_urls():
         ({"rate_limits": {"a:b": durable.RateLimit(1, 1.0)}}, "rate_limits='a:b'"),
         ({"rate_limits": {"a": 5}}, "rate_limits\\['a'\\]=5"),
         ({"heartbeat_interval": -1}, "heartbeat_interval=-1"),
+        ({"rate_limits": [("a", 1)]}, "rate_limits=\\[\\('a', 1\\)\\]"),
+        ({"rate_limits": "api"}, "rate_limits='api'"),
+        ({"workflows": 5}, "workflows=5"),
     ],
 )
 async def test_open_engine_rejects_bad_arguments(store, kwargs, match):

@@ -8,7 +8,6 @@ file is the command.
 
 from __future__ import annotations
 
-import logging
 import sys
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import click
 __all__ = ["demo"]
 
 DEFAULT_STORE = "sqlite:///trexec-demo.db"
+DEFAULT_JOURNAL = "trexec-demo.jsonl"
 _EXTRAS = {  # a module the demo may miss -> what installs it
     "httpx": "trexec[demo]",
     "hypercorn": "trexec[demo]",
@@ -74,7 +74,7 @@ def _one_line(exc: BaseException) -> str:
 @click.option(
     "--journal",
     type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("trexec-demo.jsonl"),
+    default=Path(DEFAULT_JOURNAL),
     show_default=True,
     help="JSONL file every run is recorded to (the state file sits beside it).",
 )
@@ -100,10 +100,9 @@ def demo(
     import trio
     from rich.console import Console
 
+    from ..durable._cli import driver_log
     from .session import Options, run_demo
 
-    # Errors are reported once, as one line; the drivers' retry chatter only with --debug.
-    logging.getLogger("psycopg").setLevel(logging.DEBUG if debug else logging.CRITICAL)
     console = Console(highlight=False, soft_wrap=True)
     options = Options(
         orders=orders,
@@ -114,25 +113,28 @@ def demo(
         reset=reset,
         live=console.is_terminal and not plain,
     )
-    try:
-        code = trio.run(run_demo, options, console)
-    except BaseException as exc:
-        if _is_interrupt(exc):  # spec §9.1: a second Ctrl-C, no clean stop
-            click.echo("trexec demo: interrupted", err=True)
-            sys.exit(130)
-        if debug or not isinstance(exc, Exception):
-            raise
-        error = _underlying(exc)
-        if isinstance(error, ModuleNotFoundError) and error.name in _EXTRAS:
-            extra = _EXTRAS[error.name]
-            click.echo(
-                f"trexec demo: error: {error.name} is missing: pip install '{extra}'", err=True
-            )
+    # Errors are reported once, as one line; the drivers' retry chatter only with --debug.
+    with driver_log(debug) as log:
+        try:
+            code = trio.run(run_demo, options, console)
+        except BaseException as exc:
+            if _is_interrupt(exc):  # spec §9.1: a second Ctrl-C, no clean stop
+                click.echo("trexec demo: interrupted", err=True)
+                sys.exit(130)
+            error = _underlying(exc)
+            if isinstance(error, SystemExit):  # rich, on a closed pipe (`trexec demo | head`)
+                raise error from None
+            if debug or not isinstance(exc, Exception):
+                raise
+            if isinstance(error, ModuleNotFoundError) and error.name in _EXTRAS:
+                extra = _EXTRAS[error.name]
+                click.echo(
+                    f"trexec demo: error: {error.name} is missing: pip install '{extra}'", err=True
+                )
+                sys.exit(1)
+            reason = log.explain(error, _one_line(error))
+            click.echo(f"trexec demo: error: {reason} (--debug shows the traceback)", err=True)
             sys.exit(1)
-        click.echo(
-            f"trexec demo: error: {_one_line(error)} (--debug shows the traceback)", err=True
-        )
-        sys.exit(1)
     sys.exit(code)
 
 

@@ -27,6 +27,7 @@ from trio_util import run_and_cancelling
 
 from trexec import durable, workflows
 
+from . import DEFAULT_JOURNAL, DEFAULT_STORE
 from .checkout import Services, build_workflow
 from .gateway import Gateway, serve_gateway
 from .journal import TERMINAL, Journal, Tally, open_journal, read_events, summarize
@@ -119,6 +120,8 @@ async def run_demo(opts: Options, console: Console) -> int:
     for order in orders:
         tally.add(order.id)
     if notice == "new":
+        async with durable.open_store(state.store):  # a store that fails keeps the old journal
+            pass
         opts.journal.unlink(missing_ok=True)
     _replay(opts.journal, tally)
     async with trio.open_nursery() as top:
@@ -142,7 +145,7 @@ async def run_demo(opts: Options, console: Console) -> int:
     if summary.unfinished:
         console.print(
             f"{summary.unfinished} orders unfinished: "
-            "run `trexec demo` again to resume (--reset starts over).",
+            f"run `trexec demo` again{_same_options(opts)} to resume (--reset starts over).",
             style="yellow",
         )
     elif not interrupted:
@@ -163,6 +166,17 @@ def _plan(opts: Options, previous: DemoState | None) -> tuple[DemoState, str]:
         return previous, "resume"
     seed = opts.seed if opts.seed is not None else random.randrange(10**6)
     return DemoState(store=opts.store, seed=seed, orders=opts.orders), "new"
+
+
+def _same_options(opts: Options) -> str:
+    """What a resume must repeat: the demo resumes only on the same store, and
+    finds its state file beside the same journal."""
+    same = []
+    if opts.store != DEFAULT_STORE:
+        same.append("--store")
+    if opts.journal != Path(DEFAULT_JOURNAL):
+        same.append("--journal")
+    return f" with the same {' and '.join(same)}" if same else ""
 
 
 def _unfinished(tally: Tally) -> list[str]:

@@ -8,22 +8,26 @@ Every command takes ``--store URL`` (default ``sqlite:///trexec.db``, or the
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
+import logging
 import signal as signals
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import click
 import trio
 
 from .._exceptions import TrexecError
+from ._exceptions import StoreError
 from ._machine import Machine
 from ._records import STATUSES, InstanceRecord
 from ._store import PRUNE_STATUSES
 
 DEFAULT_STORE = "sqlite:///trexec.db"
+_SECONDS = click.FloatRange(min=0, min_open=True)  # a duration that must be positive
 
 
 def _common(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -38,14 +42,57 @@ def _common(fn: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--debug", is_flag=True, help="Show tracebacks.")(fn)
 
 
+class DriverLog(logging.Filter):
+    """Keeps the PostgreSQL pool's failed connection attempts off the screen (it
+    logs each one, over several lines, then gives up with only "pool
+    initialization incomplete"); ``last`` is the last attempt's reason."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.last: str | None = None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not str(record.msg).startswith("error connecting"):
+            return True  # any other driver warning is shown as usual
+        errors = [a for a in record.args or () if isinstance(a, BaseException)]
+        text = str(errors[-1]) if errors else record.getMessage()
+        self.last = text.strip().split("\n", 1)[0] or self.last
+        return False
+
+    def explain(self, exc: BaseException, message: str) -> str:
+        """``message``, plus why the last connection failed when ``exc`` is a
+        store error."""
+        if self.last is None or not isinstance(exc, StoreError) or self.last in message:
+            return message
+        return f"{message} (last connection error: {self.last})"
+
+
+@contextlib.contextmanager
+def driver_log(debug: bool) -> Iterator[DriverLog]:
+    """Keep failed connection attempts off the screen for the block (``--debug``
+    shows them)."""
+    log = DriverLog()
+    if debug:
+        yield log
+        return
+    logger = logging.getLogger("psycopg.pool")
+    logger.addFilter(log)
+    try:
+        yield log
+    finally:
+        logger.removeFilter(log)
+
+
 def _run(debug: bool, main: Callable[[], Awaitable[None]]) -> None:
     """Run ``main`` under Trio; a trexec error is one line, exit status 1."""
-    try:
-        trio.run(main)
-    except (TrexecError, OSError, ImportError, ValueError) as exc:
-        if debug:
-            raise
-        raise click.ClickException(f"{type(exc).__name__}: {exc}") from None
+    with driver_log(debug) as log:
+        try:
+            trio.run(main)
+        except (TrexecError, OSError, ImportError, ValueError) as exc:
+            if debug:
+                raise
+            message = log.explain(exc, f"{type(exc).__name__}: {exc}")
+            raise click.ClickException(message) from None
 
 
 def _target(value: str, as_key: bool) -> int | str:
@@ -62,7 +109,15 @@ def _machines_in(module_name: str) -> tuple[list[type[Machine]], list[Any]]:
     """Machine subclasses (with a ``name``) and workflows defined in a module."""
     if "" not in sys.path:
         sys.path.insert(0, "")
-    module = importlib.import_module(module_name)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if module_name.endswith(".py"):  # a file name, not a module name
+            hint = module_name.removesuffix(".py").replace("/", ".")
+            raise ImportError(f"{exc} (--import takes a module name: {hint})") from exc
+        raise
+    except Exception as exc:  # the module itself fails: a SyntaxError, a NameError...
+        raise ImportError(f"cannot import {module_name}: {type(exc).__name__}: {exc}") from exc
     machines, workflows = [], []
     workflow_type: Any = getattr(importlib.import_module("trexec.workflows"), "Workflow", None)
     for value in vars(module).values():
@@ -91,12 +146,14 @@ def migrate(store_url: str, debug: bool) -> None:
 @_common
 @click.option("--import", "modules", multiple=True, required=True, metavar="MODULE",
               help="Module whose Machine classes (and workflows) to run; repeatable.")  # fmt: skip
-@click.option("--workers", default=8, show_default=True, help="Concurrent steps.")
-@click.option("--lease", default=30.0, show_default=True, help="Lease in seconds.")
-@click.option("--batch-size", default=64, show_default=True, help="Claims per transaction.")
-@click.option("--grace", default=10.0, show_default=True,
+@click.option("--workers", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Concurrent steps.")  # fmt: skip
+@click.option("--lease", type=_SECONDS, default=30.0, show_default=True, help="Lease in seconds.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Claims per transaction.")  # fmt: skip
+@click.option("--grace", type=click.FloatRange(min=0), default=10.0, show_default=True,
               help="Seconds in-flight steps may take to finish on Ctrl-C.")  # fmt: skip
-@click.option("--poll-interval", default=1.0, show_default=True,
+@click.option("--poll-interval", type=_SECONDS, default=1.0, show_default=True,
               help="Longest idle sleep before looking for due work.")  # fmt: skip
 def worker(
     store_url: str,
@@ -121,7 +178,8 @@ def worker(
             machines += found
             workflows += wfs
         if not machines and not workflows:
-            raise ValueError(f"no durable.Machine subclass or workflow found in {modules}")
+            names = ", ".join(modules)
+            raise ValueError(f"no durable.Machine subclass (with a name) or workflow in {names}")
         with trio.open_signal_receiver(signals.SIGINT, signals.SIGTERM) as stop:
             async with (
                 open_store(store_url) as store,
@@ -167,7 +225,8 @@ def _table(records: list[InstanceRecord]) -> Any:
 @_common
 @click.option("--status", type=click.Choice(STATUSES), help="Only this status.")
 @click.option("--machine", help="Only this machine name.")
-@click.option("--limit", default=100, show_default=True)
+@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True,
+              help="Show at most this many instances.")  # fmt: skip
 @click.option("--after", "after_id", type=int, help="Only ids greater than this.")
 def ls(
     store_url: str,
@@ -286,11 +345,12 @@ def cancel(store_url: str, debug: bool, target: str, as_key: bool) -> None:
 
 @click.command()
 @_common
-@click.option("--older-than", "older_than", type=float, required=True, metavar="SECONDS",
+@click.option("--older-than", "older_than", type=click.FloatRange(min=0), required=True,
+              metavar="SECONDS",
               help="Only instances last updated more than SECONDS ago.")  # fmt: skip
 @click.option("--status", "statuses", multiple=True, type=click.Choice(PRUNE_STATUSES),
               help="Only this terminal status; repeatable (default: all three).")  # fmt: skip
-@click.option("--limit", type=int, help="Delete at most this many instances.")
+@click.option("--limit", type=click.IntRange(min=1), help="Delete at most this many instances.")
 def prune(
     store_url: str,
     debug: bool,

@@ -133,6 +133,7 @@ class Engine(EngineTasks):
             tuple[Commit, Job, str, float]
         ](math.inf)
         self._completer_done = trio.Event()
+        self._completer_scope = trio.CancelScope()  # shielded by _shutdown
         self._picker_done = trio.Event()
         self._open = True
         self._nursery: trio.Nursery | None = None
@@ -385,6 +386,9 @@ async def open_engine(
     if isinstance(machines, str | bytes) or not isinstance(machines, Iterable):
         _validate.fail("machines", machines, "an iterable of durable.Machine subclasses")
     classes = [check_machine("machines", m) for m in machines]
+    # spec §0.3: a bad argument is InvalidArgument naming it, never a bare TypeError.
+    if isinstance(workflows, str | bytes) or not isinstance(workflows, Iterable):
+        _validate.fail("workflows", workflows, "an iterable of workflows.Workflow")
     wfs = tuple(workflows)
     if wfs:
         from ..workflows import _engine_hooks  # type: ignore[attr-defined, unused-ignore]
@@ -392,9 +396,9 @@ async def open_engine(
         classes += list(_engine_hooks.machines_for(wfs))
     _validate.count("workers", workers)
     lease = _validate.seconds("lease", lease, allow_zero=False)
-    limits = dict(rate_limits or {})
     if rate_limits is not None and not isinstance(rate_limits, Mapping):
         _validate.fail("rate_limits", rate_limits, "a mapping of name to durable.RateLimit")
+    limits = dict(rate_limits or {})
     for name, limit in limits.items():
         if not isinstance(name, str) or not name or ":" in name:
             _validate.fail("rate_limits", name, "a non-empty name without ':'")
@@ -425,6 +429,7 @@ async def open_engine(
     # spec §5.5.2: another process's insert/signal/commit wakes the picker at once
     # when the store can tell (PostgreSQL LISTEN/NOTIFY).
     unsubscribe = store.subscribe(lambda: engine._wake.set())
+    body_error: BaseException | None = None
     try:
         async with trio.open_nursery() as nursery:
             picker = engine._start(nursery)
@@ -439,7 +444,8 @@ async def open_engine(
 
             async def run_completer() -> None:
                 try:
-                    await engine._completer()
+                    with engine._completer_scope:
+                        await engine._completer()
                 finally:
                     engine._completer_done.set()
 
@@ -452,35 +458,42 @@ async def open_engine(
                 engine._commits_send.close()
             try:
                 yield engine
-            except BaseException:
+            except BaseException as exc:
+                body_error = exc
                 await engine._shutdown(picker, workers_scope, workers_done, graceful=False)
                 raise
             else:
                 await engine._shutdown(picker, workers_scope, workers_done, graceful=True)
             nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:
-        raise _collapse(group) from None
+        raise _collapse(group, body_error) from None
     finally:
         engine._open = False
         unsubscribe()
 
 
-def _collapse(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    """The single exception an internal nursery raised (spec §0.4)."""
-    leaves: list[BaseException] = []
+def _leaves(exc: BaseException) -> list[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for inner in exc.exceptions for leaf in _leaves(inner)]
+    return [exc]
 
-    def walk(exc: BaseException) -> None:
-        if isinstance(exc, BaseExceptionGroup):
-            for inner in exc.exceptions:
-                walk(inner)
-        else:
-            leaves.append(exc)
 
-    walk(group)
+def _collapse(
+    group: BaseExceptionGroup[BaseException], body: BaseException | None = None
+) -> BaseException:
+    """The single exception an internal nursery raised (spec §0.4). The body's own
+    exception (``body``) is raised as it is, even an ExceptionGroup (spec §5.5.5):
+    trio's cancel scopes re-derive groups, so its leaves are what identify it."""
+    leaves = _leaves(group)
     for exc in leaves:
         if isinstance(exc, KeyboardInterrupt):
             return exc
     real = [e for e in leaves if not isinstance(e, trio.Cancelled)]
+    if isinstance(body, BaseExceptionGroup):
+        mine = {id(leaf) for leaf in _leaves(body)}
+        others = [e for e in real if id(e) not in mine]
+        if len(others) < len(real):
+            real = [body, *others]
     if len(real) == 1:
         return real[0]
     if not real:

@@ -10,14 +10,23 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import urllib.parse
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 from .. import _validate
 from ._store import Store
 
 __all__ = ["open_store"]
+
+
+def _check_options(kind: str, options: dict[str, Any], allowed: Iterable[str]) -> None:
+    # spec §0.3: an unknown option is InvalidArgument naming it, not a TypeError.
+    names = sorted(allowed)
+    for name, value in options.items():
+        if name not in names:
+            _validate.fail(name, value, f"an option of the {kind} store: {', '.join(names)}")
 
 
 @contextlib.asynccontextmanager
@@ -45,11 +54,19 @@ async def open_store(url: str, **options: Any) -> AsyncIterator[Store]:
         if sync not in ("NORMAL", "FULL", "EXTRA", "OFF"):
             _validate.fail("synchronous", sync, '"NORMAL" or "FULL"')
         options["synchronous"] = sync
+        _check_options("sqlite", options, ("synchronous", "clock"))
+        if "clock" in options:
+            _validate.callable_("clock", options["clock"])
         async with open_sqlite_store(path, **options) as store:
             yield store
     elif scheme in ("postgresql", "postgres"):
-        from ._postgres import open_postgres_store  # type: ignore[import-not-found,unused-ignore]
+        from ._postgres import (  # type: ignore[import-not-found,unused-ignore]
+            PostgresStore,
+            open_postgres_store,
+        )
 
+        params = inspect.signature(PostgresStore).parameters
+        _check_options("postgresql", options, [n for n in params if n != "url"])
         async with open_postgres_store(url, **options) as store:
             yield store
     else:

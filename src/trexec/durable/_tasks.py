@@ -7,6 +7,7 @@ state those tasks share. ``_engine.py`` has the public API and ``open_engine``.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import time
@@ -54,6 +55,7 @@ class EngineTasks:
     _commits_send: trio.MemorySendChannel[tuple[Commit, Job, str, float]]
     _commits_receive: trio.MemoryReceiveChannel[tuple[Commit, Job, str, float]]
     _completer_done: trio.Event
+    _completer_scope: trio.CancelScope
     _picker_done: trio.Event
     _open: bool
     _nursery: trio.Nursery | None
@@ -248,7 +250,10 @@ class EngineTasks:
         commit, kind = await runner.handle(
             job, runner.machines[(job.machine, job.version)], ctx, error
         )
-        self._commits_send.send_nowait((commit, job, kind, duration))
+        # Shutting down, the completer is gone: the lease stays held and is
+        # released, so the step runs again (spec §5.5.4, at least once).
+        with contextlib.suppress(trio.ClosedResourceError):
+            self._commits_send.send_nowait((commit, job, kind, duration))
 
     async def _retrying(self, operation: str, call: Callable[[], Awaitable[T]]) -> T:
         """``await call()`` until it succeeds: a :class:`StoreError` (database down,
@@ -296,17 +301,23 @@ class EngineTasks:
                 self._wake.set()
 
     async def _run_workers(self, scope: trio.CancelScope) -> None:
-        with scope:
-            async with trio.open_nursery() as nursery:
-                for _ in range(self.workers):
-                    nursery.start_soon(self._worker)
-        self._commits_send.close()
+        try:
+            with scope:
+                async with trio.open_nursery() as nursery:
+                    for _ in range(self.workers):
+                        nursery.start_soon(self._worker)
+        finally:
+            # Even when cancelled from outside: the completer ends once drained.
+            self._commits_send.close()
 
     async def _shutdown(self, picker: trio.CancelScope, workers: trio.CancelScope,
                         done: trio.Event, *, graceful: bool) -> None:  # fmt: skip
         """Stop picking; finish in-flight steps within the grace period (none if
         not ``graceful``); release everything still held (spec §5.5.4)."""
         self._open = False
+        # spec §5.5.4: finished outcomes are committed even when the block was
+        # cancelled from outside: the completer drains its queue, shielded.
+        self._completer_scope.shield = True
         picker.cancel()
         while True:  # queued jobs never start: they are released below
             try:
@@ -324,6 +335,7 @@ class EngineTasks:
                 await done.wait()
                 # The completer commits what finished, then ends.
                 await self._completer_done.wait()
+            self._completer_scope.shield = False
             releases = [Release(lease, started) for lease, started in self._held.items()]
             if releases:
                 logger.info("releasing %d held instance(s)", len(releases))
