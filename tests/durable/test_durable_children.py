@@ -153,6 +153,27 @@ async def test_cancel_of_a_running_step_discards_its_outcome(store, events):
     assert instance.status == "cancelled" and instance.step == "start"
 
 
+async def test_cancel_by_key_returns_the_id_it_cancelled_and_forgets_it(store):
+    """The id comes from the cancel's own transaction (a key can be reused at
+    once); an engine remembers only the cancels of instances it holds."""
+    async with durable.open_engine(store, [Blocking], workers=0) as engine:
+        first = await engine.insert(Blocking, None, key="k")
+        assert await store.cancel("k") == (first, "scheduled")
+        second = await engine.insert(Blocking, None, key="k")
+        await engine.cancel("k")
+        assert (await engine.get(second)).status == "cancelled"
+        assert engine._cancelled == set()  # nothing held: nothing to drop later
+    Blocking.started, Blocking.release = trio.Event(), trio.Event()
+    async with durable.open_engine(store, [Blocking], **FAST) as engine:
+        id_ = await engine.insert(Blocking, None)
+        await Blocking.started.wait()
+        await engine.cancel(id_)
+        assert engine._cancelled == {id_}  # held: its outcome is to be discarded
+        Blocking.release.set()
+        while engine._cancelled:  # forgotten once the discarded outcome is seen
+            await trio.sleep(0.01)
+
+
 async def test_cancel_of_unknown_or_finished_raises_no_target(store):
     async with durable.open_engine(store, [Kid], **FAST) as engine:
         with pytest.raises(durable.NoTarget):

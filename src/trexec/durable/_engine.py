@@ -302,11 +302,13 @@ class Engine(EngineTasks):
         finished."""
         self._check_open()
         target = _target(id_or_key)
-        await self.store.cancel(target)
-        record = await self.store.get(target)
-        if record is not None:
-            self._cancelled.add(record.id)
-            self._notify(record.id)
+        # The id comes from the cancel itself: a key may be reused at once.
+        id_, _ = await self.store.cancel(target)
+        if any(lease.id == id_ for lease in self._held):
+            # Claimed here and not committed yet: drop its queued job, discard the
+            # outcome of its running step (spec §5.4.8). Nothing else can claim it.
+            self._cancelled.add(id_)
+        self._notify(id_)
         self._wake.set()
 
     async def prune(

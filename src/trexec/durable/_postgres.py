@@ -415,8 +415,8 @@ class PostgresStore(Store):
         retry: Retry = "always" if dedup_key is not None else "unless_committing"
         return await self._run(op, retry=retry)
 
-    async def cancel(self, target: int | str) -> str:
-        def op(c: Conn) -> str:
+    async def cancel(self, target: int | str) -> tuple[int, str]:
+        def op(c: Conn) -> tuple[int, str]:
             id_, status, parent_id = self._target(
                 c, target, sql.TARGET_PARENT_BY_ID, sql.TARGET_PARENT_BY_KEY
             )
@@ -426,7 +426,7 @@ class PostgresStore(Store):
                 woke = c.execute(sql.PARENTS_CHILDREN_FINISHED, ([parent_id],)).fetchall()
                 if any(s == "scheduled" for _, s in woke):
                     self._notify(c)
-            return str(status)
+            return int(id_), str(status)
 
         return await self._run(op, retry="unless_committing")
 

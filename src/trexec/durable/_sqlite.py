@@ -312,15 +312,15 @@ class SqliteStore(Store):
 
         return await self._run(op)
 
-    async def cancel(self, target: int | str) -> str:
-        def op(c: sqlite3.Connection) -> str:
+    async def cancel(self, target: int | str) -> tuple[int, str]:
+        def op(c: sqlite3.Connection) -> tuple[int, str]:
             with ops.write(c):
                 now = self._clock()
                 id_, status, _ = ops.target(c, target)
                 parent_id = c.execute(sql.FENCE, (id_,)).fetchone()[2]
                 c.execute(sql.CANCEL, (now, id_))
                 ops.finish(c, id_, parent_id, now)
-                return status
+                return id_, status
 
         return await self._run(op)
 

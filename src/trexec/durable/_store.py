@@ -199,8 +199,8 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
-    async def cancel(self, target: int | str) -> str:
-        """Cancel a live instance (by id or live key); return its previous status.
+    async def cancel(self, target: int | str) -> tuple[int, str]:
+        """Cancel a live instance (by id or live key); return its id and previous status.
 
         The row becomes ``cancelled`` (lease, ``run_at`` and inbox cleared) and
         releases its parent's barrier like any terminal commit; an outcome later

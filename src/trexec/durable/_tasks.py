@@ -160,6 +160,7 @@ class EngineTasks:
                 return
             if job.id in self._cancelled:
                 # Cancelled by this engine after the claim: never start it (spec §5.4.8).
+                self._cancelled.discard(job.id)
                 del held[job.lease]
                 self._capacity.set()
                 continue
@@ -238,6 +239,7 @@ class EngineTasks:
             logger.warning("discarded the outcome of instance %s: its lease was lost", job.id)
             telemetry.execute(("trexec", "durable", "outcome", "stale"), {"count": 1}, meta)
         elif status == "cancelled":
+            self._cancelled.discard(job.id)
             telemetry.execute(("trexec", "durable", "outcome", "cancelled"), {"count": 1}, meta)
         elif commit.kind in ("done", "stop"):
             self._notify(job.id)
