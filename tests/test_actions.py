@@ -686,7 +686,14 @@ async def test_bad_options_raise_invalid_argument(kwargs, message):
             trexec.start_action(nursery, echo, **kwargs)
 
 
-@pytest.mark.parametrize("bad", [42, "echo", None, trexec.Action, trexec.Action()])
+def sync_fn(params, context):
+    return params
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [42, "echo", None, trexec.Action, trexec.Action(), sync_fn, lambda params, context: echo],
+)
 async def test_a_non_action_is_rejected(bad):
     with pytest.raises(trexec.InvalidArgument, match=r"action=.*: expected an async callable"):
         await trexec.run_action(bad)

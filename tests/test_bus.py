@@ -123,6 +123,11 @@ async def test_topic_must_be_a_string():
     bus = trexec.RunBus()
     with pytest.raises(trexec.InvalidArgument, match="topic"):
         await bus.publish(1, "x")
+    with pytest.raises(trexec.InvalidArgument, match=r"topic=\[\]: expected a str"):
+        await bus.publish([], "x")  # unhashable: was a bare TypeError
+    for bad in [[], None]:
+        with pytest.raises(trexec.InvalidArgument, match="topic="):
+            bus.subscribers(bad)
     with pytest.raises(trexec.InvalidArgument, match="topic"):
         async with bus.subscribe(("t",)):
             pass

@@ -520,6 +520,7 @@ async def test_run_telemetry_reports_start_and_stop():
         ({"run_fn": 3}, "run_fn"),
         ({"recorders": "rec"}, "recorders"),
         ({"recorders": [object()]}, "recorders"),
+        ({"recorders": [trexec.MemoryRecorder]}, "recorders=<class 'trexec.MemoryRecorder'>"),
         ({"buffer": -1}, "buffer"),
         ({"finalize_timeout": 0}, "finalize_timeout"),
         ({"run_id": ""}, "run_id"),
@@ -531,6 +532,13 @@ async def test_start_run_validates_its_arguments(kwargs, name):
         args = {"nursery": nursery, "run_fn": _returns, **kwargs}
         with pytest.raises(trexec.InvalidArgument, match=name):
             await trexec.start_run(args.pop("nursery"), args.pop("run_fn"), **args)
+
+
+@pytest.mark.parametrize("errors", ["card declined", b"x", None, 3, {"kind": "x"}])
+def test_run_failed_needs_a_list_of_errors(errors):
+    # A str used to become a list of its letters, None a bare TypeError.
+    with pytest.raises(trexec.InvalidArgument, match=r"^errors=.*: expected a list of errors"):
+        trexec.RunFailed(errors)
 
 
 async def test_the_same_recorder_twice_is_refused():

@@ -24,6 +24,11 @@ class CallAdapter:
         return await command(ctx)
 
 
+class SyncAdapter:
+    def execute(self, command, ctx):  # not async: rejected before any command runs
+        return []
+
+
 def emit(*events):
     async def command(ctx):
         return list(events)
@@ -322,6 +327,7 @@ async def test_run_parallel_record_mode_merges_failures_from_every_branch(autoju
     ("kwargs", "name"),
     [
         ({"adapter": object()}, "adapter"),
+        ({"adapter": SyncAdapter()}, "adapter"),
         ({"commands": "abc"}, "commands"),
         ({"commands": 3}, "commands"),
         ({"assertion_mode": "raise"}, "assertion_mode"),

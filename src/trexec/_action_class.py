@@ -81,7 +81,7 @@ def resolve(action: object) -> tuple[RunFn, CompensateFn | None, Action | None]:
         instance = action
     elif isinstance(action, type) and issubclass(action, Action):
         instance = action()
-    elif callable(action):
+    elif _validate.is_async_callable(action):  # spec §1.1: a sync fn is no action
         return action, None, None
     else:
         _validate.fail("action", action, _EXPECTED_ACTION)

@@ -73,7 +73,10 @@ class RunBus:
         self._running: set[str] = set()  # topics of runs started on this bus
 
     def subscribers(self, topic: str) -> int:
-        """How many subscribers ``topic`` has now."""
+        """How many subscribers ``topic`` has now; :class:`~trexec.InvalidArgument`
+        if ``topic`` is not a ``str``."""
+        if not isinstance(topic, str):
+            _validate.fail("topic", topic, "a str")
         entry = self._topics.get(topic)
         return len(entry.subscribers) if entry else 0
 
@@ -109,7 +112,10 @@ class RunBus:
         subscribers and not the others. Raises :class:`~trexec.InvalidArgument`
         if ``topic`` is not a ``str``.
         """
-        entry = self._topics.get(topic)
+        try:
+            entry = self._topics.get(topic)
+        except TypeError:  # an unhashable topic: not a str either
+            entry = None
         if entry is None:
             if not isinstance(topic, str):
                 _validate.fail("topic", topic, "a str")

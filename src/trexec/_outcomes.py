@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
 import attrs
 import trio
 
+from . import _validate
 from ._exceptions import ActionCancelled
 
 
@@ -31,12 +32,19 @@ class RunCompleted(RunOutcome):
     result: Any = None
 
 
+def _errors(value: object) -> list[Any]:
+    # A str is an iterable too: RunFailed("declined") must not become its letters.
+    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
+        _validate.fail("errors", value, "a list of errors")
+    return list(value)
+
+
 @attrs.frozen
 class RunFailed(RunOutcome):
     """``run_fn`` raised :class:`~trexec.RunError` or called ``run.fail(errors)``."""
 
     kind: ClassVar[str] = "failed"
-    errors: list[Any] = attrs.field(factory=list, converter=list)
+    errors: list[Any] = attrs.field(factory=list, converter=_errors)
 
 
 @attrs.frozen

@@ -100,6 +100,8 @@ class Recording:
             _validate.fail("recorders", recorders, "an iterable of trexec.Recorder")
         items = list(recorders)
         for recorder in items:
+            if isinstance(recorder, type):  # its methods would fail unbound, at start
+                _validate.fail("recorders", recorder, "a trexec.Recorder instance, not a class")
             for method in ("start", "event", "finalize"):
                 if not callable(getattr(recorder, method, None)):
                     _validate.fail(

@@ -253,7 +253,7 @@ def _leaves(group: BaseExceptionGroup[Any]) -> list[BaseException]:
 
 
 def _check_adapter(adapter: object) -> Adapter:
-    if not callable(getattr(adapter, "execute", None)):
+    if not _validate.is_async_callable(getattr(adapter, "execute", None)):
         _validate.fail("adapter", adapter, "an object with an async execute(command, ctx) method")
     return adapter  # type: ignore[return-value]
 

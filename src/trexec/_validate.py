@@ -6,9 +6,10 @@ the value received and what was expected.
 
 from __future__ import annotations
 
+import inspect
 import math
-from collections.abc import Callable
-from typing import Any, NoReturn
+from collections.abc import Awaitable, Callable
+from typing import Any, NoReturn, TypeGuard
 
 from ._exceptions import InvalidArgument
 
@@ -42,6 +43,20 @@ def callable_(name: str, value: object) -> Callable[..., Any]:
     if not callable(value):
         fail(name, value, "a callable")
     return value
+
+
+def is_async_callable(value: object) -> TypeGuard[Callable[..., Awaitable[Any]]]:
+    """An ``async def`` (a bound method or ``functools.partial`` of one included), or
+    an instance whose class defines ``async def __call__``. A sync function (or an
+    async generator) would run, side effects and all, and only then fail at
+    ``await``: entry points reject it up front."""
+    if inspect.iscoroutinefunction(value):
+        return True
+    return (
+        callable(value)
+        and not inspect.isroutine(value)
+        and inspect.iscoroutinefunction(type(value).__call__)
+    )
 
 
 def one_of(name: str, value: object, choices: tuple[str, ...]) -> str:

@@ -126,7 +126,7 @@ def test_an_unreachable_server_is_one_line_naming_why(url):
     code, out = run_cli("postgresql://postgres@127.0.0.1:1/test", "ls")
     assert code == 1 and out.count("\n") == 1, out  # no pool warnings before it
     assert out.startswith("Error: StoreError: cannot open postgresql://postgres@127.0.0.1:1/test")
-    assert "last connection error: " in out and "Connection refused" in out
+    assert "Connection refused" in out  # the server's reason, at once (spec §8.4.4)
 
 
 def worker_process(url, *extra, marker=None):

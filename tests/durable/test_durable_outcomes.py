@@ -141,6 +141,34 @@ async def test_a_state_or_result_that_cannot_be_stored_is_a_step_error_not_a_cra
     assert "ValueError" in instance.error
 
 
+class DatabaseRejects(durable.Machine):
+    """Outcomes whose values PostgreSQL cannot hold (a timestamp past 294276 AD, a
+    32-bit weight, NUL in text): each commit failed on every retry and stalled
+    the completer, so no later outcome committed (spec §5.1.4)."""
+
+    name = "database_rejects"
+
+    async def step(self, step, ctx):
+        return {
+            "delay": durable.Retry(None, delay=1e20),
+            "timeout": durable.Await("go", "next", None, timeout=1e20),
+            "weight": durable.Next("next", None, weight=2**40),
+            "name": durable.Next("ne\x00xt", None),
+            "reason": durable.Stop("bad\x00byte"),
+        }[ctx.state]
+
+
+async def test_an_outcome_the_database_cannot_hold_is_a_step_error_not_a_stall(store):
+    kinds = ["delay", "timeout", "weight", "name", "reason"]
+    async with durable.open_engine(store, [DatabaseRejects, CountTo3], **FAST) as engine:
+        ids = [await engine.insert(DatabaseRejects, kind) for kind in kinds]
+        after = await engine.insert(CountTo3, Counter())
+        found = [await engine.wait(id_, timeout=10) for id_ in [*ids, after]]
+    assert [i.status for i in found] == ["stopped"] * 5 + ["done"]
+    assert all("ValueError" in i.error for i in found[:4]), [i.error for i in found[:4]]
+    assert found[4].error == "bad\\x00byte"
+
+
 class BadOutcomeArgs(durable.Machine):
     name = "bad_outcome_args"
 

@@ -343,6 +343,7 @@ async def test_postgres_keeps_a_tree_that_changed_before_its_lock(tmp_path, cloc
         ((0, ()), {}, "statuses=()"),
         ((0, ("done", "running")), {}, "statuses='running'"),
         ((0, 3), {}, "statuses=3"),
+        ((0, [["done"]]), {}, "statuses=['done']"),
         ((0,), {"limit": 0}, "limit=0"),
         ((0,), {"limit": 1.5}, "limit=1.5"),
         ((0,), {"limit": True}, "limit=True"),

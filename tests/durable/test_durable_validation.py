@@ -90,6 +90,7 @@ async def test_open_store_rejects_unknown_options(kind, tmp_path):
         ({"rate_limits": [("a", 1)]}, "rate_limits=\\[\\('a', 1\\)\\]"),
         ({"rate_limits": "api"}, "rate_limits='api'"),
         ({"workflows": 5}, "workflows=5"),
+        ({"bus": 5}, "bus=5"),
     ],
 )
 async def test_open_engine_rejects_bad_arguments(store, kwargs, match):
@@ -117,6 +118,13 @@ async def test_engine_methods_reject_bad_arguments(store):
             (engine.insert(CountTo3, Counter(), step=""), "step=''"),
             (engine.insert(CountTo3, Counter(), key=5), "key=5"),
             (engine.insert(CountTo3, Counter(), scheduled_in=-2), "scheduled_in=-2"),
+            # spec §5.1.4: values PostgreSQL cannot hold are refused on every store.
+            (engine.insert(CountTo3, Counter(), scheduled_in=1e20), "scheduled_in=1e\\+20"),
+            (engine.insert(CountTo3, Counter(), key="a\x00b"), "key='a\\\\x00b'"),
+            (engine.insert(CountTo3, Counter(), step="s\x00"), "step='s"),
+            (engine.signal(1, "go\x00"), "name='go"),
+            (engine.signal(1, "go", dedup_key="d\x00"), "dedup_key='d"),
+            (engine.get("k\x00"), "id_or_key='k"),
             (engine.insert_many([1]), "items=1"),
             (engine.insert_many(None), "items=None"),
             (engine.signal(True, "go"), "id_or_key=True"),

@@ -39,7 +39,16 @@ def test_schema_defaults_to_public() -> None:
 def test_schema_from_url_search_path_option() -> None:
     conninfo, schema = parse_schema(URL + "?options=-csearch_path%3Dapp_one", None)
     assert schema == "app_one"
-    assert "search_path=app_one" in conninfo
+    assert 'search_path="app_one"' in conninfo
+
+
+def test_schema_from_a_url_search_path_list_is_its_first_entry() -> None:
+    """spec §8.2.1: the rest of the list must not be left behind in the options
+    (``,public`` made the server refuse the connection); unquoted names fold."""
+    conninfo, schema = parse_schema(URL + "?options=-csearch_path%3DApp_One,public", None)
+    assert schema == "app_one"
+    with psycopg.connect(conninfo) as conn:
+        assert conn.execute("SHOW search_path").fetchone() == ('"app_one"',)
 
 
 def test_explicit_schema_overrides_url() -> None:

@@ -150,6 +150,21 @@ async def test_schema_from_the_url_options_isolates_applications() -> None:
             await trio.to_thread.run_sync(_drop, schema)
 
 
+async def test_a_schema_name_with_capitals_holds_the_tables() -> None:
+    """spec §8.2.1: the schema is created quoted, so the search_path names it
+    quoted too (unquoted, it folded to lower case: no schema to create in)."""
+    schema = f"Test_{uuid.uuid4().hex[:12]}"
+    async with fresh_store(schema) as store:
+        [id_] = await store.insert([item()])
+        assert [r.id for r in await store.list()] == [id_]
+        with psycopg.connect(URL) as conn:
+            found = conn.execute(
+                "SELECT count(*) FROM information_schema.tables WHERE table_schema = %s",
+                (schema,),
+            ).fetchone()
+        assert found == (5,)
+
+
 async def test_bad_options_are_rejected_naming_the_value() -> None:
     with pytest.raises(InvalidArgument, match="pool_size"):
         PostgresStore(URL, pool_size=0)

@@ -85,6 +85,17 @@ async def test_dispatch_rejects_bad_targets(store):
             await workflows.dispatch_run(engine, "x")
         with pytest.raises(InvalidArgument, match="schedule_in=-2"):
             await workflows.dispatch_run(engine, run_id, schedule_in=-2)
+        for call, match in [
+            (workflows.dispatch_run(None, run_id), "engine=None"),
+            (workflows.dispatch_steps(store, run_id, ["a"]), "engine=<"),
+            (workflows.cancel_run(None, run_id), "engine=None"),
+            (workflows.dispatch_run(engine, 0), r"run_id=0: expected a run id \(int >= 1\)"),
+            (workflows.dispatch_steps(engine, -1, ["a"]), "run_id=-1"),
+            (workflows.cancel_run(engine, -1), "run_id=-1"),
+            (workflows.dispatch_steps(engine, run_id, [["a"]]), r"steps item=\['a'\]"),
+        ]:
+            with pytest.raises(InvalidArgument, match=match):
+                await call
         await engine.cancel(run_id)
         with pytest.raises(DispatchError, match="is 'cancelled': expected a live run"):
             await workflows.dispatch_run(engine, run_id)

@@ -28,7 +28,7 @@ from ._exceptions import DurableError, EngineCrashed, NoTarget
 from ._machine import Codec, Instance, Machine, check_machine
 from ._ratelimit import RateLimit
 from ._records import TERMINAL, Commit, Job, Lease, NewInstance
-from ._steps import Registry, StepRunner, to_instance
+from ._steps import MAX_DELAY, Registry, StepRunner, to_instance
 from ._store import PRUNE_STATUSES, Store, prune_arguments
 from ._tasks import EngineTasks
 
@@ -36,13 +36,18 @@ __all__ = ["Engine", "InsertSpec", "open_engine"]
 
 
 def _key(name: str, value: object) -> str | None:
-    if value is not None and (not isinstance(value, str) or not value):
-        _validate.fail(name, value, "None or a non-empty str")
+    if value is not None and (not isinstance(value, str) or not value or "\x00" in value):
+        _validate.fail(name, value, "None or a non-empty str without NUL characters")
     return value
 
 
 def _target(value: object) -> int | str:
-    if isinstance(value, bool) or not isinstance(value, int | str) or value in ("", 0):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | str)
+        or value in ("", 0)
+        or (isinstance(value, str) and "\x00" in value)
+    ):
         _validate.fail("id_or_key", value, "an instance id (int > 0) or a business key (str)")
     if isinstance(value, int) and value < 0:
         _validate.fail("id_or_key", value, "an instance id (int > 0) or a business key (str)")
@@ -50,8 +55,9 @@ def _target(value: object) -> int | str:
 
 
 def _step(name: str, value: object) -> str:
-    if not isinstance(value, str) or not value:
-        _validate.fail(name, value, "a non-empty str naming a step")
+    # spec §5.1.4: a NUL cannot be stored by every store (PostgreSQL text).
+    if not isinstance(value, str) or not value or "\x00" in value:
+        _validate.fail(name, value, "a non-empty str naming a step (no NUL characters)")
     return value
 
 
@@ -72,6 +78,8 @@ class InsertSpec:
         check_machine("machine", self.machine)
         _step("step", self.step)
         _validate.seconds("scheduled_in", self.scheduled_in)
+        if self.scheduled_in > MAX_DELAY:  # spec §5.1.4: past every store's timestamps
+            _validate.fail("scheduled_in", self.scheduled_in, f"seconds <= {MAX_DELAY:g}")
         _key("key", self.key)
         if self.parent_id is not None:
             _validate.count("parent_id", self.parent_id, minimum=1)
@@ -221,6 +229,8 @@ class Engine(EngineTasks):
         target = _target(id_or_key)
         if not isinstance(name, str) or not name:
             _validate.fail("name", name, "a non-empty str")
+        if "\x00" in name:
+            _validate.fail("name", name, "a signal name without NUL characters")
         _key("dedup_key", dedup_key)
         try:
             text = self._codec.dumps(payload)
@@ -407,6 +417,8 @@ async def open_engine(
         if not isinstance(limit, RateLimit):
             _validate.fail(f"rate_limits[{name!r}]", limit, "a durable.RateLimit")
     _validate.count("batch_size", batch_size, minimum=1)
+    if bus is not None and not callable(getattr(bus, "publish", None)):
+        _validate.fail("bus", bus, "None or a trexec.RunBus")
     engine = Engine(
         store,
         classes,

@@ -157,9 +157,12 @@ class Stop(Outcome):
 
 
 def reason_text(reason: object) -> str:
-    """How a ``Stop`` reason is stored (spec §5.4.6)."""
+    """How a ``Stop`` reason is stored (spec §5.4.6); a NUL character, which
+    PostgreSQL text cannot hold, is written ``\\x00`` (on every store)."""
     if isinstance(reason, str):
-        return reason
-    if isinstance(reason, BaseException):
-        return f"{type(reason).__name__}: {reason}"
-    return repr(reason)
+        text = reason
+    elif isinstance(reason, BaseException):
+        text = f"{type(reason).__name__}: {reason}"
+    else:
+        text = repr(reason)
+    return text.replace("\x00", "\\x00")

@@ -161,7 +161,9 @@ class PostgresStore(Store):
                 self._listener = listener
         except psycopg.Error as exc:
             await self.close()
-            raise StoreError(f"cannot open {self.url}: {exc}") from exc
+            # One line: libpq adds hints ("Is the server running...") on more.
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+            raise StoreError(f"cannot open {self.url}: {reason}") from exc
 
     async def close(self) -> None:
         if self._closed:

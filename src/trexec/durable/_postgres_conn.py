@@ -10,6 +10,7 @@ never leave one half-done.
 from __future__ import annotations
 
 import logging
+import math
 import random
 import re
 import threading
@@ -31,7 +32,7 @@ T = TypeVar("T")
 logger = logging.getLogger("trexec.durable.postgres")
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
-_SEARCH_PATH = re.compile(r"-c\s*search_path\s*=\s*([^\s,]+)")
+_SEARCH_PATH = re.compile(r"-c\s*search_path\s*=\s*(\S+)")
 
 Retry = Literal["always", "unless_committing", "never"]
 
@@ -59,14 +60,19 @@ def parse_schema(url: str, schema: str | None) -> tuple[str, str]:
     options = str(params.get("options") or "")
     if schema is None:
         found = _SEARCH_PATH.search(options)
-        schema = found.group(1).strip('"') if found else "public"
+        # spec §8.2.1: the first entry, read as PostgreSQL reads it: an unquoted
+        # name folds to lower case, a quoted one is kept as written.
+        first = found.group(1).split(",", 1)[0] if found else "public"
+        schema = first[1:-1] if len(first) > 1 and first[0] == first[-1] == '"' else first.lower()
         name = "search_path in the URL's options"
     else:
         name = "schema"
     if not isinstance(schema, str) or not _IDENTIFIER.fullmatch(schema):
         _validate.fail(name, schema, "a plain SQL identifier ([A-Za-z_][A-Za-z0-9_]*, <= 63 chars)")
     options = _SEARCH_PATH.sub("", options).strip()
-    params["options"] = f"{options} -csearch_path={schema}".strip()
+    # Quoted, as every statement names the schema ("CREATE SCHEMA \"x\""): a name
+    # with capitals must not fold to lower case here alone (spec §8.2.1).
+    params["options"] = f'{options} -csearch_path="{schema}"'.strip()
     return psycopg.conninfo.make_conninfo("", **params), schema
 
 
@@ -187,6 +193,12 @@ class Database:
         await trio.to_thread.run_sync(self._open_sync)
 
     def _open_sync(self) -> None:
+        # spec §8.4.4: one plain connection first. A server that refuses, a host
+        # that does not resolve, a database or role that does not exist fail here
+        # at once with the server's reason; the pool alone would retry for its
+        # whole timeout and then say only "pool initialization incomplete".
+        timeout = max(1, math.ceil(self.pool.timeout))
+        psycopg.connect(self.conninfo, connect_timeout=timeout).close()
         try:
             self.pool.open(wait=True, timeout=self.pool.timeout)
         except BaseException:

@@ -22,6 +22,27 @@ if TYPE_CHECKING:
 logger = logging.getLogger("trexec.durable")
 
 
+#: The longest delay or timeout every store can hold (PostgreSQL's timestamps end
+#: in 294276 AD), and the largest weight (a 32-bit integer column).
+MAX_DELAY = 1e11  # about 3,000 years
+MAX_WEIGHT = 2**31 - 1
+
+
+def _storable(commit: Commit) -> Commit:
+    """spec §5.1.4: a value some store cannot hold is a step error on every store,
+    never a batch of commits the database rejects on each retry (the completer
+    would retry it forever and no outcome after it would commit)."""
+    names = [commit.step, commit.rate_limit, *commit.awaits]
+    names += [text for child in commit.children for text in (child.step, child.key)]
+    if any(name is not None and "\x00" in name for name in names):
+        raise ValueError(f"a {commit.kind} outcome names a step, key or signal with a NUL")
+    if commit.delay > MAX_DELAY or (commit.timeout or 0.0) > MAX_DELAY:
+        raise ValueError(f"a delay or timeout above {MAX_DELAY:g} seconds cannot be stored")
+    if commit.weight > MAX_WEIGHT:
+        raise ValueError(f"weight {commit.weight} is above {MAX_WEIGHT}")
+    return commit
+
+
 class Registry:
     """Machine classes by (name, version) (spec §5.1.3): those this engine runs,
     plus any it has inserted or seen as a child (to decode their states)."""
@@ -161,7 +182,10 @@ class StepRunner:
 
     def encode(self, job: Job, outcome: Any, consumed: tuple[int, ...]) -> Commit:
         """Validate ``outcome`` and serialize it; raises TypeError/ValueError (a step
-        error) for a non-outcome or a value that cannot be stored as JSON."""
+        error) for a non-outcome or a value that cannot be stored (spec §5.1.4)."""
+        return _storable(self._encode(job, outcome, consumed))
+
+    def _encode(self, job: Job, outcome: Any, consumed: tuple[int, ...]) -> Commit:
         if not isinstance(outcome, Outcome):
             raise TypeError(
                 f"step {job.step!r} of {job.machine!r} returned {outcome!r}:"

@@ -300,11 +300,12 @@ def prune_arguments(
     seconds = _validate.seconds("older_than", older_than)
     if isinstance(statuses, str | bytes) or not isinstance(statuses, Iterable):
         _validate.fail("statuses", statuses, "an iterable of 'done', 'stopped', 'cancelled'")
-    chosen = tuple(dict.fromkeys(statuses))
-    if not chosen:
+    given = tuple(statuses)
+    if not given:
         _validate.fail("statuses", statuses, "at least one of 'done', 'stopped', 'cancelled'")
-    for status in chosen:
+    for status in given:  # before dict.fromkeys: an unhashable item is a TypeError there
         _validate.one_of("statuses", status, PRUNE_STATUSES)
+    chosen = tuple(dict.fromkeys(given))
     if limit is not None:
         _validate.count("limit", limit, minimum=1)
     return seconds, chosen, limit  # type: ignore[return-value]

@@ -7,7 +7,6 @@ is one the engine can run.
 
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -70,17 +69,9 @@ def _check_name(what: str, value: object) -> str:
     return value
 
 
-def _is_async_callable(fn: object) -> bool:
-    # spec §6.1: a sync function (or an async generator) would run, side effects
-    # and all, and only then fail at `await`: reject it when the step is built.
-    if inspect.iscoroutinefunction(fn):
-        return True
-    # An instance whose class defines `async def __call__`.
-    return (
-        callable(fn)
-        and not inspect.isroutine(fn)
-        and inspect.iscoroutinefunction(type(fn).__call__)
-    )
+# spec §6.1: a sync function (or an async generator) would run, side effects
+# and all, and only then fail at `await`: reject it when the step is built.
+_is_async_callable = _validate.is_async_callable
 
 
 @attrs.frozen(eq=False)

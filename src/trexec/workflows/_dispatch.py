@@ -18,7 +18,7 @@ import attrs
 import cattrs
 
 from .. import _validate
-from ..durable import DuplicateKey, InsertSpec, NoTarget
+from ..durable import DuplicateKey, Engine, InsertSpec, NoTarget
 from ._definition import Workflow
 from ._exceptions import DispatchError
 from ._state import LIVE_PHASES, RunState
@@ -56,6 +56,15 @@ def step_key(run_key: str, step: str, kind: str = "step") -> str:
     return f"{run_key}/{step}" if kind == "step" else f"{run_key}/{step}/{kind}"
 
 
+def check_target(engine: object, run_id: object) -> int:
+    """Raise InvalidArgument unless ``engine`` is a durable Engine and ``run_id`` a run id."""
+    if not isinstance(engine, Engine):
+        _validate.fail("engine", engine, "a durable.Engine (from durable.open_engine)")
+    if isinstance(run_id, bool) or not isinstance(run_id, int) or run_id < 1:
+        _validate.fail("run_id", run_id, "a run id (int >= 1)")
+    return run_id
+
+
 def check_json(name: str, value: object) -> None:
     """Raise InvalidArgument unless ``value`` can be stored as JSON."""
     try:
@@ -77,6 +86,7 @@ async def dispatch_run(
     All or none: raises :class:`DispatchError` (nothing dispatched) if the run is
     unknown, not a workflow run of ``engine.workflows``, or no longer live.
     """
+    check_target(engine, run_id)
     delay = _validate.seconds("schedule_in", schedule_in, allow_none=True) or 0.0
     wf, state = await load_run(engine, run_id)
     wanted = [
@@ -110,12 +120,14 @@ async def dispatch_steps(
     name that is not a step of its workflow, or a step whose instance is still
     live; :class:`~trexec.InvalidArgument` if ``steps`` is not an iterable of str.
     """
+    check_target(engine, run_id)
     if isinstance(steps, str) or not isinstance(steps, Iterable):
         _validate.fail("steps", steps, "an iterable of step names")
-    names = list(dict.fromkeys(steps))
-    for name in names:
+    given = list(steps)
+    for name in given:  # before dict.fromkeys: an unhashable item is a TypeError there
         if not isinstance(name, str):
             _validate.fail("steps item", name, "a step name (str)")
+    names = list(dict.fromkeys(given))
     wf, state = await load_run(engine, run_id)
     unknown = [name for name in names if name not in state.steps]
     if unknown:
@@ -127,9 +139,8 @@ async def dispatch_steps(
 
 
 async def load_run(engine: Any, run_id: int) -> tuple[Workflow, RunState]:
-    """The workflow and committed state of a live run; DispatchError otherwise."""
-    if isinstance(run_id, bool) or not isinstance(run_id, int):
-        _validate.fail("run_id", run_id, "a run id (int)")
+    """The workflow and committed state of a live run (``engine`` and ``run_id``
+    checked by the caller); DispatchError otherwise."""
     instance = await get_instance(engine, run_id)
     if instance is None:
         raise DispatchError(f"run_id={run_id!r}: expected the id of an existing run")

@@ -11,7 +11,7 @@ from typing import Any
 from .. import _validate
 from ..durable import InsertSpec, Machine, NoTarget
 from ._definition import Workflow
-from ._dispatch import check_json, step_key
+from ._dispatch import check_json, check_target, step_key
 from ._exceptions import DispatchError, InvalidWorkflow
 from ._run_machine import run_machine
 from ._state import mark_dispatched, new_run_state
@@ -79,8 +79,7 @@ async def cancel_run(engine: Any, run_id: int) -> None:
     waits for its running steps, runs the compensations of the completed ones
     (newest first), then ends ``cancelled``. Durable before it returns. Raises
     :class:`DispatchError` if the run is unknown or already over."""
-    if isinstance(run_id, bool) or not isinstance(run_id, int):
-        _validate.fail("run_id", run_id, "a run id (int)")
+    check_target(engine, run_id)
     try:
         await engine.signal(run_id, "cancel", None, dedup_key="cancel")
     except NoTarget:
