@@ -388,6 +388,11 @@ class PostgresStore(Store):
     @staticmethod
     def _target(c: Conn, target: int | str, by_id: str, by_key: str) -> tuple[Any, ...]:
         row = c.execute(by_id if isinstance(target, int) else by_key, (target,)).fetchone()
+        return PostgresStore._target_row(target, row)
+
+    @staticmethod
+    def _target_row(target: int | str, row: Any) -> tuple[Any, ...]:
+        """``row`` as a tuple; raises NoTarget if there is none or it is terminal."""
         if row is None:
             what = "id" if isinstance(target, int) else "key"
             raise NoTarget(f"{what}={target!r}: no live instance")
@@ -400,6 +405,16 @@ class PostgresStore(Store):
     ) -> Delivery:
         def op(c: Conn) -> Delivery:
             # The row lock orders this against the step parking (no lost wake-up).
+            if dedup_key is None:
+                by_id = isinstance(target, int)
+                query = sql.DELIVER_BY_ID if by_id else sql.DELIVER_BY_KEY
+                row = c.execute(query, (target, name, payload)).fetchone()
+                # Unknown or terminal: NoTarget (and the CTE stored nothing).
+                id_, status, awaits, signal_id = self._target_row(target, row)
+                if status == "awaiting" and name in awaits:
+                    c.execute(sql.WAKE_NOW, (id_,))
+                    self._notify(c)
+                return Delivery(signal_id, id_, False)
             id_, status, awaits = self._target(c, target, sql.TARGET_BY_ID, sql.TARGET_BY_KEY)
             if dedup_key is not None:
                 row = c.execute(sql.DEDUP_GET, (id_, dedup_key)).fetchone()

@@ -326,6 +326,18 @@ DEDUP_GET = "SELECT signal_id FROM trexec_signal_dedup WHERE instance_id = %s AN
 DEDUP_SET = (
     "INSERT INTO trexec_signal_dedup (instance_id, dedup_key, signal_id) VALUES (%s, %s, %s)"
 )
+# Without a dedup key, the target's lock and the insert are one statement (one
+# round trip fewer on the signal -> next step path, spec §8.8.4): the CTE locks
+# the row (its latest version) and inserts only into a live target.
+_DELIVER_TO = (
+    "WITH t AS ({target}), s AS (INSERT INTO trexec_signals"
+    " (instance_id, name, payload, dedup_key, created_at)"
+    f" SELECT id, %s, %s, NULL, {NOW} FROM t"
+    " WHERE status NOT IN ('done', 'stopped', 'cancelled') RETURNING id)"
+    " SELECT t.id, t.status, t.awaits, (SELECT id FROM s) FROM t"
+)
+DELIVER_BY_ID = _DELIVER_TO.format(target=TARGET_BY_ID)
+DELIVER_BY_KEY = _DELIVER_TO.format(target=TARGET_BY_KEY)
 DELIVER_SIGNAL = (
     "INSERT INTO trexec_signals (instance_id, name, payload, dedup_key, created_at)"
     f" VALUES (%s, %s, %s, %s, {NOW}) RETURNING id"
