@@ -39,23 +39,13 @@ import time
 import uuid
 
 import trio
+from bench_durable import ThreeSteps, steps_per_second  # the same workload
 
-from trexec import durable, telemetry
+from trexec import durable
 
 HERE = pathlib.Path(__file__).parent
 RESULTS = HERE / "results"
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
-
-
-class ThreeSteps(durable.Machine):
-    name = "bench_growth_three_steps"
-
-    async def step(self, step: str, ctx: durable.Context) -> durable.Outcome:
-        if step == "a":
-            return durable.Next("b", None)
-        if step == "b":
-            return durable.Next("c", None)
-        return durable.Done(None)
 
 
 # --- finished rows, written straight in SQL ------------------------------------------
@@ -106,32 +96,6 @@ def postgres_size(url: str, schema: str) -> float:
 
 
 # --- one measurement ----------------------------------------------------------------------
-
-
-async def steps_per_second(store: durable.Store, instances: int, workers: int, batch: int) -> float:
-    async with durable.open_engine(store, workers=0) as producer:
-        for start in range(0, instances, 1000):
-            count = min(1000, instances - start)
-            await producer.insert_many([durable.InsertSpec(ThreeSteps, None, step="a")] * count)
-    finished = trio.Event()
-    done = 0
-
-    def on_stop(name: object, measurements: object, metadata: dict[str, object]) -> None:
-        nonlocal done
-        if metadata["kind"] == "done" and metadata["commit"] == "applied":
-            done += 1
-            if done == instances:
-                finished.set()
-
-    detach = telemetry.attach(on_stop, prefix=("trexec", "durable", "step", "stop"))
-    try:
-        started = time.perf_counter()
-        async with durable.open_engine(store, [ThreeSteps], workers=workers, batch_size=batch):
-            await finished.wait()
-            elapsed = time.perf_counter() - started
-    finally:
-        detach()
-    return 3 * instances / elapsed
 
 
 async def measure(
