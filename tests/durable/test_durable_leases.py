@@ -215,3 +215,20 @@ async def test_a_cancelled_block_still_commits_the_outcomes_that_finished(store)
     async with durable.open_engine(store, workers=0) as reader:
         after = [await reader.get(i) for i in ids]
     assert [(i.status, i.step, i.attempt) for i in after] == [("scheduled", "second", 1)] * 2
+
+
+async def test_cancelling_the_block_mid_flight_again_and_again_loses_nothing(store):
+    """spec §5.5.4: the completer is shielded from the start and cancelled by the
+    shutdown; toggling its shield while it sat in a checkpoint made trio raise
+    "AssertionError: this should never happen" (seen as a flaky demo Ctrl-C)."""
+    async with durable.open_engine(store, workers=0) as producer:
+        ids = await producer.insert_many(
+            [durable.InsertSpec(CountTo3, Counter(i)) for i in range(200)]
+        )
+    for i in range(40):
+        with trio.move_on_after(0.002 + (i % 10) * 0.001):
+            async with durable.open_engine(store, [CountTo3], workers=4, batch_size=4, **FAST):
+                await trio.sleep(10)
+    async with durable.open_engine(store, [CountTo3], **FAST) as engine:
+        results = [await engine.wait(id_, timeout=20) for id_ in ids]
+    assert [r.result["n"] for r in results] == [i + 3 for i in range(200)]

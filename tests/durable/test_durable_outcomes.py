@@ -274,3 +274,56 @@ async def test_a_stored_state_that_cannot_be_loaded_goes_to_handle(store):
     async with durable.open_engine(store, [DriftV1Strict], **FAST) as engine:
         instance = await engine.wait(id_, timeout=10)
     assert instance.status == "stopped" and instance.error.startswith("unloadable state")
+
+
+class Poisoned(durable.Machine):
+    """Instance 3's next state is one the database itself refuses (a constraint
+    of its own, installed by the test); the others are fine."""
+
+    name = "poisoned"
+    State = Counter
+
+    async def step(self, step, ctx):
+        if step == "start":
+            mark = "poison" if ctx.state.n == 3 else "fine"
+            return durable.Next("finish", Counter(ctx.state.n, [mark]))
+        return durable.Done({"n": ctx.state.n})
+
+
+def refuse_poison(store) -> None:
+    """A constraint the database enforces on its own: no state may say 'poison'."""
+    import sqlite3
+
+    import psycopg
+    from stores import PG_URL
+
+    if getattr(store, "schema", None):
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            conn.execute(
+                f'ALTER TABLE "{store.schema}".trexec_instances'
+                " ADD CONSTRAINT no_poison CHECK (state NOT LIKE '%poison%')"
+            )
+        return
+    conn = sqlite3.connect(store.url.removeprefix("sqlite:///").split("?")[0])
+    with conn:
+        conn.execute(
+            "CREATE TRIGGER no_poison BEFORE UPDATE OF state ON instances"
+            " WHEN NEW.state LIKE '%poison%' BEGIN SELECT RAISE(ABORT, 'no poison'); END"
+        )
+    conn.close()
+
+
+async def test_an_outcome_the_database_refuses_stops_its_instance_not_the_engine(store, events):
+    """spec §5.5.9: the refused batch is committed outcome by outcome; the one the
+    database refuses alone stops its instance with the refusal as the error."""
+    refuse_poison(store)
+    async with durable.open_engine(store, [Poisoned], batch_size=16, **FAST) as engine:
+        ids = await engine.insert_many([durable.InsertSpec(Poisoned, Counter(n)) for n in range(8)])
+        finished = [await engine.wait(id_, timeout=10) for id_ in ids]
+    assert [i.status for i in finished] == ["done"] * 3 + ["stopped"] + ["done"] * 4
+    assert [i.result for i in finished if i.status == "done"] == [
+        {"n": n} for n in range(8) if n != 3
+    ]
+    assert "the store refused this next outcome" in finished[3].error
+    rejected = [meta for name, _, meta in events if name[2:] == ("outcome", "rejected")]
+    assert [(m["id"], m["kind"]) for m in rejected] == [(ids[3], "next")]

@@ -23,6 +23,7 @@ from ._exceptions import (
     EngineCrashed as EngineCrashed,
     NoTarget as NoTarget,
     StoreError as StoreError,
+    StoreRejected as StoreRejected,
 )
 from ._machine import (
     Context as Context,
@@ -48,7 +49,7 @@ __all__ = [
     "Machine", "Context", "Signal", "Instance",
     "Outcome", "Next", "Retry", "Await", "ScheduleChildren", "Child", "Done", "Stop",
     "open_store", "Store", "open_engine", "Engine", "InsertSpec", "RateLimit",
-    "DurableError", "DuplicateKey", "NoTarget", "StoreError", "EngineCrashed",
+    "DurableError", "DuplicateKey", "NoTarget", "StoreError", "StoreRejected", "EngineCrashed",
 ]  # fmt: skip
 
 

@@ -141,7 +141,11 @@ class Engine(EngineTasks):
             tuple[Commit, Job, str, float]
         ](math.inf)
         self._completer_done = trio.Event()
-        self._completer_scope = trio.CancelScope()  # shielded by _shutdown
+        # spec §5.5.4: shielded from the start, so that finished outcomes are
+        # committed even when the block is cancelled from outside; _shutdown
+        # cancels it after its bounded wait. (Never toggle `shield` on a running
+        # task: a checkpoint in flight would see its cancellation vanish.)
+        self._completer_scope = trio.CancelScope(shield=True)
         self._picker_done = trio.Event()
         self._open = True
         self._nursery: trio.Nursery | None = None

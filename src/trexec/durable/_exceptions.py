@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from .._exceptions import TrexecError
 
-__all__ = ["DuplicateKey", "DurableError", "EngineCrashed", "NoTarget", "StoreError"]
+__all__ = [
+    "DuplicateKey",
+    "DurableError",
+    "EngineCrashed",
+    "NoTarget",
+    "StoreError",
+    "StoreRejected",
+]
 
 
 class DurableError(TrexecError):
@@ -28,6 +35,12 @@ class NoTarget(DurableError):
 class StoreError(DurableError):
     """The store failed (database unreachable, schema too new, corrupt row...);
     ``__cause__`` holds the driver's exception."""
+
+
+class StoreRejected(StoreError):
+    """The database refused the operation itself (a constraint or trigger of
+    its own, a value it cannot hold): retried unchanged it would fail again
+    (spec §5.5.9)."""
 
 
 class EngineCrashed(DurableError):

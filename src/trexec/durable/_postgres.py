@@ -32,7 +32,7 @@ import trio
 
 from .. import _validate
 from . import _postgres_ops as ops, _postgres_sql as sql
-from ._exceptions import NoTarget, StoreError
+from ._exceptions import NoTarget, StoreError, StoreRejected
 from ._postgres_conn import Database, Retry, parse_schema
 from ._postgres_listen import Listener
 from ._records import (
@@ -223,6 +223,8 @@ class PostgresStore(Store):
             fn = self._with_clock(fn)
         try:
             return await self._db.run(fn, retry=retry, interruptible=read)
+        except (psycopg.IntegrityError, psycopg.DataError) as exc:  # spec §5.5.9
+            raise StoreRejected(f"{self.url}: {type(exc).__name__}: {exc}") from exc
         except psycopg.Error as exc:
             raise StoreError(f"{self.url}: {type(exc).__name__}: {exc}") from exc
 

@@ -21,7 +21,7 @@ from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 from . import _sqlite_ops as ops, _sqlite_sql as sql
-from ._exceptions import StoreError
+from ._exceptions import StoreError, StoreRejected
 from ._records import (
     Claim,
     Commit,
@@ -91,6 +91,8 @@ class SqliteStore(Store):
             raise StoreError(f"{self.url}: the store is closed")
         try:
             return await self._thread.run(fn, read=read)
+        except (sqlite3.IntegrityError, sqlite3.DataError) as exc:  # spec §5.5.9
+            raise StoreRejected(f"{self.url}: {type(exc).__name__}: {exc}") from exc
         except sqlite3.Error as exc:
             raise StoreError(f"{self.url}: {type(exc).__name__}: {exc}") from exc
 

@@ -18,7 +18,8 @@ import trio
 from trio_util import periodic
 
 from .. import telemetry
-from ._exceptions import DuplicateKey, StoreError
+from ._exceptions import DuplicateKey, StoreError, StoreRejected
+from ._outcomes import reason_text
 from ._records import Claim, Commit, CommitStatus, Job, Lease, RateLimitPolicy, Release
 from ._store import Store
 
@@ -204,10 +205,17 @@ class EngineTasks:
 
             # Fenced commits are safe to retry (spec §5.5.8).
             try:
-                statuses, claim = await self._retrying("complete", complete)
+                statuses, claim = await self._retrying("complete", complete, rejectable=True)
+            except StoreRejected as exc:
+                # spec §5.5.9: the database refuses the batch itself; retried as it
+                # is, it would stall every later outcome. Find the one it refuses.
+                commits, statuses = await self._complete_each(commits, exc)
+                claim = Claim(())
             finally:
                 self._claiming -= limit
-            for (commit, job, kind, duration), status in zip(batch, statuses, strict=True):
+            for (_, job, kind, duration), commit, status in zip(
+                batch, commits, statuses, strict=True
+            ):
                 self._committed(commit, job, kind, duration, status)
             self._accept(claim)
             self._wake.set()
@@ -257,15 +265,63 @@ class EngineTasks:
         with contextlib.suppress(trio.ClosedResourceError):
             self._commits_send.send_nowait((commit, job, kind, duration))
 
-    async def _retrying(self, operation: str, call: Callable[[], Awaitable[T]]) -> T:
+    async def _complete_each(
+        self, commits: list[Commit], refused: StoreRejected
+    ) -> tuple[list[Commit], list[CommitStatus]]:
+        """Commit each outcome of a refused batch on its own; one the database
+        refuses alone stops its instance, the refusal as the error (spec §5.5.9).
+        Returns the commits as applied and their statuses."""
+        applied: list[Commit] = []
+        statuses: list[CommitStatus] = []
+        for commit in commits:
+            if len(commits) > 1:
+                try:
+                    [status] = await self._complete_alone(commit, rejectable=True)
+                except StoreRejected as exc:
+                    refused = exc
+                else:
+                    applied.append(commit)
+                    statuses.append(status)
+                    continue
+            logger.error(
+                "the store refused the %s outcome of instance %s; stopping it: %s",
+                commit.kind, commit.lease.id, refused,
+            )  # fmt: skip
+            telemetry.execute(
+                ("trexec", "durable", "outcome", "rejected"),
+                {"count": 1},
+                {"id": commit.lease.id, "kind": commit.kind, "error": str(refused)},
+            )
+            stop = Commit(commit.lease, "stop", error=reason_text(
+                f"the store refused this {commit.kind} outcome: {refused}"
+            ))  # fmt: skip
+            [status] = await self._complete_alone(stop, rejectable=False)
+            applied.append(stop)
+            statuses.append(status)
+        return applied, statuses
+
+    async def _complete_alone(self, commit: Commit, *, rejectable: bool) -> list[CommitStatus]:
+        async def once() -> list[CommitStatus]:
+            with trio.CancelScope(shield=True):  # as complete_and_claim, spec §5.11
+                statuses = await self.store.complete([commit])
+            return statuses
+
+        return await self._retrying("complete", once, rejectable=rejectable)
+
+    async def _retrying(
+        self, operation: str, call: Callable[[], Awaitable[T]], *, rejectable: bool = False
+    ) -> T:
         """``await call()`` until it succeeds: a :class:`StoreError` (database down,
         busy, connection lost) is logged and retried with backoff, never fatal to
-        the engine (spec §5.5.8)."""
+        the engine (spec §5.5.8). With ``rejectable`` a :class:`StoreRejected`
+        propagates instead (spec §5.5.9)."""
         delay = 0.05
         while True:
             try:
                 return await call()
             except StoreError as exc:
+                if rejectable and isinstance(exc, StoreRejected):
+                    raise
                 logger.warning("store %s failed (retrying in %.2fs): %s", operation, delay, exc)
                 telemetry.execute(
                     ("trexec", "durable", "store", "error"),
@@ -318,8 +374,7 @@ class EngineTasks:
         not ``graceful``); release everything still held (spec §5.5.4)."""
         self._open = False
         # spec §5.5.4: finished outcomes are committed even when the block was
-        # cancelled from outside: the completer drains its queue, shielded.
-        self._completer_scope.shield = True
+        # cancelled from outside: the completer (shielded) drains its queue.
         picker.cancel()
         while True:  # queued jobs never start: they are released below
             try:
@@ -337,7 +392,7 @@ class EngineTasks:
                 await done.wait()
                 # The completer commits what finished, then ends.
                 await self._completer_done.wait()
-            self._completer_scope.shield = False
+            self._completer_scope.cancel()  # past the bounded wait: stop it
             releases = [Release(lease, started) for lease, started in self._held.items()]
             if releases:
                 logger.info("releasing %d held instance(s)", len(releases))
