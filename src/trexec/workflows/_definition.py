@@ -69,11 +69,6 @@ def _check_name(what: str, value: object) -> str:
     return value
 
 
-# spec §6.1: a sync function (or an async generator) would run, side effects
-# and all, and only then fail at `await`: reject it when the step is built.
-_is_async_callable = _validate.is_async_callable
-
-
 @attrs.frozen(eq=False)
 class Step:
     """One step of a :class:`Workflow`.
@@ -99,7 +94,8 @@ class Step:
 
     def __attrs_post_init__(self) -> None:
         _check_name("Step.name", self.name)
-        if not _is_async_callable(self.fn):
+        # spec §6.1: a sync fn would run, side effects and all, then fail at `await`.
+        if not _validate.is_async_callable(self.fn):
             _fail(f"Step({self.name!r}).fn", self.fn, "an async callable fn(ctx)")
         after = self.after
         if isinstance(after, str) or not isinstance(after, Iterable):
@@ -118,7 +114,7 @@ class Step:
         if not isinstance(self.backoff, Backoff | ActionBackoff):
             expected = "a workflows.Backoff or trexec.Backoff"
             _fail(f"Step({self.name!r}).backoff", self.backoff, expected)
-        if self.compensate is not None and not _is_async_callable(self.compensate):
+        if self.compensate is not None and not _validate.is_async_callable(self.compensate):
             _fail(f"Step({self.name!r}).compensate", self.compensate, "an async callable or None")
 
     @property
