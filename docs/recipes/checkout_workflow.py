@@ -74,7 +74,7 @@ def checkout_workflow(shop: Shop) -> workflows.Workflow:
                 "reserve",
                 shop.reserve,
                 retries=3,
-                backoff=workflows.Backoff(0.05, 1.0),
+                backoff=trexec.Backoff(initial=0.05, max=1.0),
                 compensate=shop.release,
             ),
             Step("charge", shop.charge, after=["reserve"], compensate=shop.refund),

@@ -52,6 +52,7 @@ from ._exceptions import (
     HandlerError as HandlerError,
     InvalidArgument as InvalidArgument,
     InvalidParams as InvalidParams,
+    MissingExtra as MissingExtra,
     OnTimeoutError as OnTimeoutError,
     PollerError as PollerError,
     PollFnError as PollFnError,
@@ -76,6 +77,7 @@ __all__ = [
     "TrexecError", "InvalidArgument", "ActionError", "ActionTimeout", "ActionCancelled",
     "ActionFailed", "InvalidParams", "PollerError", "PollFnError", "HandlerError",
     "OnTimeoutError", "PollTimeout", "SequenceFailed", "RunError", "RecorderStartError",
+    "MissingExtra",
     # waiting
     "wait_all", "as_completed",
     # modules

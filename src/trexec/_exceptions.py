@@ -107,3 +107,9 @@ class RunError(TrexecError):
 class RecorderStartError(TrexecError):
     """A recorder whose class sets ``required = True`` raised in ``start``; the run
     never ran. The recorder's exception is ``__cause__``."""
+
+
+class MissingExtra(TrexecError, ImportError):
+    """A feature needs an optional extra that is not installed. The message is one
+    line naming the extra and the command that installs it, e.g. ``trexec demo
+    needs the demo extra: pip install 'trexec[demo]'``."""

@@ -119,18 +119,24 @@ def test_invalid_workflow_is_a_trexec_invalid_argument():
     assert issubclass(workflows.DispatchError, TrexecError)
 
 
-def test_backoff_doubles_from_min_and_caps_at_max():
-    b = Backoff(0.5, 3.0)
+def test_old_backoff_is_deprecated_and_returns_the_one_backoff_type():
+    import trexec
+
+    with pytest.warns(DeprecationWarning, match=r"trexec\.Backoff\(initial=min, max=max\)"):
+        b = Backoff(0.5, 3.0)
+    assert b == trexec.Backoff(initial=0.5, factor=2.0, max=3.0)
     assert [b.delay(n) for n in range(1, 6)] == [0.5, 1.0, 2.0, 3.0, 3.0]
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_old_backoff_min_zero_stays_zero_and_tiny_min_is_not_capped_early():
     assert Backoff(1.0, 10.0).delay(1000) == 10.0
-
-
-def test_backoff_min_zero_stays_zero_and_tiny_min_is_not_capped_early():
     assert Backoff(0, 5.0).delay(100) == 0.0
     assert Backoff(1e-30, 5.0).delay(70) == 1e-30 * 2**69
     assert Backoff(1e-30, 5.0).delay(10**6) == 5.0
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
 @pytest.mark.parametrize(
     ("args", "match"),
     [((-1, 2), "min=-1"), ((2, 1), "max=1"), ((float("nan"), 1), "min=nan"), (("1", 2), "min")],
@@ -140,9 +146,15 @@ def test_bad_backoff_is_named(args, match):
         Backoff(*args)
 
 
-def test_backoff_delay_rejects_retry_zero():
+def test_step_default_backoff_is_the_one_backoff_type():
+    import trexec
+
+    step = Step("s", noop, retries=2)
+    assert step.backoff == trexec.Backoff(initial=1.0, factor=2.0, max=60.0)
     with pytest.raises(InvalidArgument, match="retry=0"):
-        Backoff().delay(0)
+        step.backoff.delay(0)
+    with pytest.raises(InvalidWorkflow, match=r"expected a trexec\.Backoff"):
+        Step("s", noop, backoff=(1, 2))  # type: ignore[arg-type]
 
 
 def test_a_step_accepts_the_actions_backoff_too():

@@ -5,8 +5,8 @@ from __future__ import annotations
 import trio
 
 import trexec
-from trexec import durable
-from trexec.workflows import Backoff, Step, Workflow, WorkflowEvent
+from trexec import Backoff, durable
+from trexec.workflows import Step, Workflow, WorkflowEvent
 
 FAST = {"poll_interval": 0.02}
 
@@ -28,7 +28,7 @@ def make(fail_b: bool) -> Workflow:
         "events",
         [
             Step("a", ok, compensate=undo),
-            Step("b", b, after=["a"], retries=1, backoff=Backoff(0.001, 0.001)),
+            Step("b", b, after=["a"], retries=1, backoff=Backoff(initial=0.001, max=0.001)),
         ],
     )
 

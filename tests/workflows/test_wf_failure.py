@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from trexec import durable, workflows
-from trexec.workflows import Backoff, Step, Workflow
+from trexec import Backoff, durable, workflows
+from trexec.workflows import Step, Workflow
 
 FAST = {"poll_interval": 0.02}
 
@@ -21,7 +21,9 @@ async def test_a_failed_step_is_retried_with_exponential_backoff(store, wf_event
             raise Flaky(f"attempt {ctx.attempt}")
         return "ok"
 
-    wf = Workflow("retry", [Step("flaky", flaky, retries=3, backoff=Backoff(0.01, 0.03))])
+    wf = Workflow(
+        "retry", [Step("flaky", flaky, retries=3, backoff=Backoff(initial=0.01, max=0.03))]
+    )
     async with durable.open_engine(store, workflows=[wf], **FAST) as engine:
         run = await engine.wait(await engine.start_workflow(wf, None), timeout=10)
     assert run.status == "done"
@@ -40,7 +42,9 @@ async def test_a_step_that_keeps_failing_fails_the_run_after_its_retries(store):
         attempts.append(ctx.attempt)
         raise Flaky("still broken")
 
-    wf = Workflow("giveup", [Step("broken", broken, retries=2, backoff=Backoff(0.001, 0.001))])
+    wf = Workflow(
+        "giveup", [Step("broken", broken, retries=2, backoff=Backoff(initial=0.001, max=0.001))]
+    )
     async with durable.open_engine(store, workflows=[wf], **FAST) as engine:
         run = await engine.wait(await engine.start_workflow(wf, None), timeout=10)
     assert attempts == [1, 2, 3]
@@ -79,7 +83,7 @@ def saga(log: list, *, fail: str, failing_compensation: str | None = None) -> Wo
                 after=["note"],
                 compensate=undo("ship"),
                 retries=1,
-                backoff=Backoff(0.001, 0.001),
+                backoff=Backoff(initial=0.001, max=0.001),
             ),
         ],
     )
@@ -148,7 +152,7 @@ async def test_a_compensation_is_retried_per_its_step_policy(store):
     wf = Workflow(
         "comp-retry",
         [
-            Step("a", ok, compensate=undo, retries=2, backoff=Backoff(0.001, 0.001)),
+            Step("a", ok, compensate=undo, retries=2, backoff=Backoff(initial=0.001, max=0.001)),
             Step("b", boom, after=["a"]),
         ],
     )
@@ -192,7 +196,9 @@ async def test_an_infrastructure_error_after_many_user_retries_is_still_retried(
             raise Flaky(f"attempt {ctx.attempt}")
         return "ok"
 
-    wf = Workflow("infra", [Step("s", flaky, retries=11, backoff=Backoff(0.001, 0.001))])
+    wf = Workflow(
+        "infra", [Step("s", flaky, retries=11, backoff=Backoff(initial=0.001, max=0.001))]
+    )
     async with durable.open_engine(store, workflows=[wf], **FAST) as engine:
         run = await engine.wait(await engine.start_workflow(wf, None), timeout=20)
     assert hiccups == [11]

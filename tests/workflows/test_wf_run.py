@@ -7,6 +7,7 @@ import math
 import pytest
 import trio
 
+import trexec
 from trexec import durable, workflows
 from trexec.workflows import Step, Workflow
 
@@ -142,7 +143,9 @@ async def test_a_step_returning_non_json_fails_the_run_without_retrying(store, r
         calls.append(ctx.attempt)
         return result
 
-    wf = Workflow("nonjson", [Step("bad", bad, retries=3, backoff=workflows.Backoff(0, 0))])
+    wf = Workflow(
+        "nonjson", [Step("bad", bad, retries=3, backoff=trexec.Backoff(initial=0, max=0))]
+    )
     async with durable.open_engine(store, workflows=[wf], **FAST) as engine:
         run = await engine.wait(await engine.start_workflow(wf, None), timeout=10)
     assert run.status == "stopped"

@@ -17,12 +17,6 @@ __all__ = ["demo"]
 
 DEFAULT_STORE = "sqlite:///trexec-demo.db"
 DEFAULT_JOURNAL = "trexec-demo.jsonl"
-_EXTRAS = {  # a module the demo may miss -> what installs it
-    "httpx": "trexec[demo]",
-    "hypercorn": "trexec[demo]",
-    "psycopg": "trexec[postgres]",
-    "psycopg_pool": "trexec[postgres]",
-}
 STORE_SCHEMES = ("sqlite:///", "postgresql://", "postgres://")
 
 
@@ -39,12 +33,6 @@ def _underlying(exc: BaseException) -> BaseException:
     while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
         exc = exc.exceptions[0]
     return exc
-
-
-def _one_line(exc: BaseException) -> str:
-    """An error as one line: its type and the first line of its message."""
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
 @click.command()
@@ -100,7 +88,15 @@ def demo(
     import trio
     from rich.console import Console
 
-    from ..durable._cli import driver_log
+    from .. import _extras
+    from .._exceptions import MissingExtra
+    from ..durable._cli import driver_log, error_line
+
+    try:
+        for module in ("httpx", "hypercorn"):
+            _extras.require(module, "trexec demo", "demo")
+    except MissingExtra as exc:
+        raise click.ClickException(str(exc)) from None
     from .session import Options, run_demo
 
     console = Console(highlight=False, soft_wrap=True)
@@ -126,15 +122,7 @@ def demo(
                 raise error from None
             if debug or not isinstance(exc, Exception):
                 raise
-            if isinstance(error, ModuleNotFoundError) and error.name in _EXTRAS:
-                extra = _EXTRAS[error.name]
-                click.echo(
-                    f"trexec demo: error: {error.name} is missing: pip install '{extra}'", err=True
-                )
-                sys.exit(1)
-            reason = log.explain(error, _one_line(error))
-            click.echo(f"trexec demo: error: {reason} (--debug shows the traceback)", err=True)
-            sys.exit(1)
+            raise click.ClickException(log.explain(error, error_line(error))) from None
     sys.exit(code)
 
 

@@ -193,7 +193,7 @@ async def run_step(svc: Services, fn: StepFn, step: str, ctx: StepContext) -> An
     return result
 
 
-BACKOFF = workflows.Backoff(0.05, 0.5)  # seconds: a retry comes quickly in a demo
+BACKOFF = trexec.Backoff(initial=0.05, max=0.5)  # seconds: a retry comes quickly in a demo
 
 
 def build_workflow(svc: Services) -> workflows.Workflow:

@@ -5,7 +5,8 @@ free port. Its API, all JSON:
 
 * ``POST /authorizations`` ``{"order": str, "amount_cents": int}`` -> ``201``
   ``{"id", "order", "status": "processing"}``. Idempotent per order: posting the
-  same order again returns the same authorization (``200``).
+  same order again returns the same authorization (``200``). The id is
+  ``auth-<order>``, the same in every session of the demo.
 * ``GET /authorizations/{id}`` -> ``{"id", "order", "status"}``: ``processing``
   until a random delay has passed, then ``approved`` or ``declined``.
 * ``POST /authorizations/{id}/capture`` -> ``{"status": "captured"}``; ``409`` if
@@ -72,7 +73,9 @@ class Gateway:
             return 200, self._by_order[order]
         rng = random.Random(f"{self.seed}:{order}")  # spec §9.2: one seed, one story
         auth = Authorization(
-            id=f"auth-{len(self._by_id) + 1:05d}",
+            # spec §9.2: the id is the order's, the same in every session: a resumed
+            # demo's gateway finds an authorization an earlier session made.
+            id=f"auth-{order}",
             order=order,
             amount_cents=amount_cents,
             ready_at=trio.current_time() + rng.uniform(*self.delay),
@@ -82,6 +85,14 @@ class Gateway:
         self._by_id[auth.id] = auth
         self._by_order[order] = auth
         return 201, auth
+
+    def find(self, auth_id: str) -> Authorization | None:
+        """The authorization ``auth_id``; one an earlier session of the demo made
+        (the gateway keeps no files) is made again, already decided."""
+        if auth_id not in self._by_id and auth_id.startswith("auth-") and len(auth_id) > 5:
+            _, auth = self.authorize(auth_id.removeprefix("auth-"), 0)
+            auth.ready_at = trio.current_time()
+        return self._by_id.get(auth_id)
 
     def status(self, auth: Authorization) -> str:
         if auth.status == "processing" and trio.current_time() >= auth.ready_at:
@@ -117,9 +128,10 @@ class Gateway:
             except (ValueError, KeyError, TypeError) as exc:
                 return 400, {"error": f"bad authorization request: {exc!r}"}
             return code, self._view(auth)
-        if len(parts) < 2 or parts[0] != "authorizations" or parts[1] not in self._by_id:
+        found = self.find(parts[1]) if len(parts) >= 2 and parts[0] == "authorizations" else None
+        if found is None:
             return 404, {"error": f"no such resource: /{'/'.join(parts)}"}
-        auth = self._by_id[parts[1]]
+        auth = found
         action = parts[2] if len(parts) == 3 else None
         if method == "GET" and action is None:
             return 200, self._view(auth)

@@ -228,7 +228,7 @@ def summarize(path: Path, order_ids: list[str]) -> Summary:
     first: dict[str, float] = {}
     terminal: dict[str, tuple[str, float]] = {}
     retries = 0
-    declined: set[str] = set()
+    declined: set[str] = set()  # orders whose payment was declined
     for event in read_events(path):
         order = event["order"]
         kind = event["kind"]
@@ -243,6 +243,9 @@ def summarize(path: Path, order_ids: list[str]) -> Summary:
         elif kind in TERMINAL:
             terminal[order] = (kind, event["t"])
     kinds = Counter(kind for kind, _ in terminal.values())
+    # spec §9.4: "of which declined" is a part of "compensated": an order declined
+    # but still compensating when the session stopped is unfinished, not declined.
+    declined = {o for o in declined if terminal.get(o, ("",))[0] == "compensated_run"}
     times = sorted(t - first[o] for o, (_, t) in terminal.items() if o in first)
     return Summary(
         orders=len(wanted),

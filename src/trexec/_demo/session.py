@@ -28,7 +28,7 @@ from trio_util import run_and_cancelling
 from trexec import durable, workflows
 
 from . import DEFAULT_JOURNAL, DEFAULT_STORE
-from .checkout import Services, build_workflow
+from .checkout import WORKFLOW_NAME, Services, build_workflow
 from .gateway import Gateway, serve_gateway
 from .journal import TERMINAL, Journal, Tally, open_journal, read_events, summarize
 from .orders import Order, make_orders
@@ -119,9 +119,10 @@ async def run_demo(opts: Options, console: Console) -> int:
     tally = Tally()
     for order in orders:
         tally.add(order.id)
+    clean = False
     if notice == "new":
-        async with durable.open_store(state.store):  # a store that fails keeps the old journal
-            pass
+        # A store that fails to open keeps the old journal.
+        clean = opts.reset and await _reset_store(state.store)
         opts.journal.unlink(missing_ok=True)
     _replay(opts.journal, tally)
     async with trio.open_nursery() as top:
@@ -131,7 +132,9 @@ async def run_demo(opts: Options, console: Console) -> int:
         # last events and ends the unfinished orders' runs as cancelled after it.
         async with open_journal(opts.journal, tally, _unfinished(tally)) as journal:
             with work:
-                await _session(opts, console, state, previous, notice, orders, journal, gateway)
+                await _session(
+                    opts, console, state, previous, notice, orders, journal, gateway, clean
+                )
         top.cancel_scope.cancel()
     summary = summarize(opts.journal, [order.id for order in orders])
     table = summary_table(summary, elapsed=time.monotonic() - started, requests=gateway.requests)
@@ -184,9 +187,10 @@ def _unfinished(tally: Tally) -> list[str]:
 
 
 def _replay(journal: Path, tally: Tally) -> None:
-    """Put the orders a previous session finished in their final status."""
+    """Put the orders a previous session finished in their final status, and count
+    its retries: the live view counts the whole demo, as the summary does."""
     for event in read_events(journal):
-        if event["kind"] in TERMINAL:
+        if event["kind"] in (*TERMINAL, "step_retry"):
             tally.apply(event)
     tally.lines.clear()
 
@@ -200,6 +204,7 @@ async def _session(
     orders: list[Order],
     journal: Journal,
     gateway: Gateway,
+    clean: bool,
 ) -> None:
     async with (
         serve_gateway(gateway) as url,
@@ -208,7 +213,7 @@ async def _session(
         svc = Services(client=client, emit=journal.emit, demo=state.demo)
         _headline(console, state, notice, journal.tally, opts.workers, url)
         async with run_and_cancelling(show_progress, console, journal.tally, live=opts.live):
-            await _run_durable(opts, state, previous, svc, journal, orders)
+            await _run_durable(opts, state, previous, svc, journal, orders, clean)
 
 
 def _headline(
@@ -234,6 +239,7 @@ async def _run_durable(
     svc: Services,
     journal: Journal,
     orders: list[Order],
+    clean: bool,
 ) -> None:
     workflow = build_workflow(svc)
     async with (
@@ -244,12 +250,42 @@ async def _run_durable(
     ):
         if previous is not None and previous is not state and previous.store == state.store:
             await _cancel_leftovers(engine, previous)
+        if clean:  # spec §9.6: --reset leaves nothing of earlier demos that has ended
+            await engine.prune(0)
         if not state.runs:
             with trio.CancelScope(shield=True):  # spec §9.6: no run the demo forgets
                 await _insert(engine, workflow, state, orders, opts.journal, journal)
         async with trio.open_nursery() as nursery:
             for order in _unfinished(journal.tally):
                 nursery.start_soon(_follow, engine, order, state.runs[order], journal)
+
+
+async def _reset_store(url: str) -> bool:
+    """``--reset``: start from an empty store when it holds nothing but demo runs.
+
+    A SQLite store is deleted; on another store the demo's ended runs are pruned
+    once its leftovers are cancelled (True tells the session to). A store that
+    holds anything else is left alone (False). Raises if the store cannot open.
+    """
+    from ..durable._open import sqlite_path
+
+    async with durable.open_store(url) as store:
+        await store.migrate()
+        after = 0
+        while page := await store.list(limit=500, after_id=after):
+            if any(not r.machine.startswith(f"workflow:{WORKFLOW_NAME}") for r in page):
+                return False  # spec §9.6: never delete what the demo did not make
+            after = page[-1].id
+    path = sqlite_path(url)
+    if path is None:
+        return True
+    _delete_sqlite(path)
+    return False  # nothing left to prune
+
+
+def _delete_sqlite(path: str) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(path + suffix).unlink(missing_ok=True)
 
 
 async def _cancel_leftovers(engine: durable.Engine, previous: DemoState) -> None:
@@ -275,9 +311,14 @@ async def _insert(
 ) -> None:
     for index, order in enumerate(orders):
         order_input = {**order.to_json(), "demo": state.demo}
-        run_id = await engine.start_workflow(
-            workflow, order_input, schedule_in=index * ARRIVAL if index else None
-        )
+        delay = index * ARRIVAL if index else None
+        try:  # spec §9.6: a run is found by its order's id (`trexec show order-0001`)
+            run_id = await engine.start_workflow(
+                workflow, order_input, schedule_in=delay, key=order.id
+            )
+        except durable.DuplicateKey:  # an earlier demo's run of that order still winds down
+            key = f"{order.id}.{state.demo[:6]}"
+            run_id = await engine.start_workflow(workflow, order_input, schedule_in=delay, key=key)
         state.runs[order.id] = run_id
         journal.emit("queued", order.id, run_id=state.runs[order.id])
     state.save(path)

@@ -1,5 +1,7 @@
-"""Durable commands of the ``trexec`` CLI (spec §5.13): migrate, worker, ls, show,
-signal, cancel, prune.
+"""Durable commands of the ``trexec`` CLI (spec §5.13): migrate, worker, signal,
+cancel, prune (``ls`` and ``show`` are in ``trexec/_cli_inspect.py``, which also
+reads workflow runs), and what every command shares: the options, the store
+check, the one-line errors.
 
 Every command takes ``--store URL`` (default ``sqlite:///trexec.db``, or the
 ``TREXEC_STORE`` environment variable) and ``--debug``. Errors print one line
@@ -12,32 +14,34 @@ import contextlib
 import importlib
 import json
 import logging
+import os
 import signal as signals
 import sys
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import click
 import trio
 
-from .._exceptions import TrexecError
+from .._exceptions import MissingExtra, TrexecError
 from ._exceptions import StoreError
 from ._machine import Machine
-from ._records import STATUSES, InstanceRecord
-from ._store import PRUNE_STATUSES
+from ._store import PRUNE_STATUSES, Store
 
 DEFAULT_STORE = "sqlite:///trexec.db"
 _SECONDS = click.FloatRange(min=0, min_open=True)  # a duration that must be positive
 
 
-def _common(fn: Callable[..., Any]) -> Callable[..., Any]:
+def common_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``--store URL`` and ``--debug``, as every durable command takes them."""
     fn = click.option(
         "--store",
         "store_url",
         envvar="TREXEC_STORE",
         default=DEFAULT_STORE,
         show_default=True,
-        help="Store URL (env TREXEC_STORE): sqlite:///path or postgresql://...",
+        metavar="URL",
+        help="Store URL: sqlite:///PATH or postgresql://USER@HOST/DB (env TREXEC_STORE).",
     )(fn)
     return click.option("--debug", is_flag=True, help="Show tracebacks.")(fn)
 
@@ -83,26 +87,56 @@ def driver_log(debug: bool) -> Iterator[DriverLog]:
         logger.removeFilter(log)
 
 
-def _run(debug: bool, main: Callable[[], Awaitable[None]]) -> None:
-    """Run ``main`` under Trio; a trexec error is one line, exit status 1."""
+def check_exists(url: str) -> None:
+    """Raise :class:`StoreError` if ``url`` names a SQLite file that does not exist
+    (opening it would create it)."""
+    from ._open import sqlite_path
+
+    path = sqlite_path(url)
+    if path is not None and not os.path.exists(path):
+        raise StoreError(
+            f"no store at {url} ({os.path.abspath(path)} does not exist): "
+            "check --store, or create one with `trexec migrate`"
+        )
+
+
+@contextlib.asynccontextmanager
+async def existing_store(url: str) -> AsyncIterator[Store]:
+    """Open the store at ``url`` for a command that needs one already there: a
+    SQLite file that does not exist is a :class:`StoreError` naming the path, and
+    nothing is created (spec §5.13.4)."""
+    from ._open import open_store
+
+    check_exists(url)
+    async with open_store(url) as store:
+        await store.migrate()
+        yield store
+
+
+def error_line(exc: BaseException) -> str:
+    """The one line every command prints for an error (after click's ``Error: ``):
+    ``<Type>: <first line of the message>``; a missing extra is its hint alone."""
+    lines = str(exc).strip().splitlines()
+    if isinstance(exc, MissingExtra):
+        return lines[0]
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
+def run(debug: bool, main: Callable[[], Awaitable[None]]) -> None:
+    """Run ``main`` under Trio; a trexec error is one line (``Error: ...``), exit
+    status 1; ``debug`` shows the traceback instead."""
     with driver_log(debug) as log:
         try:
             trio.run(main)
         except (TrexecError, OSError, ImportError, ValueError) as exc:
             if debug:
                 raise
-            message = log.explain(exc, f"{type(exc).__name__}: {exc}")
-            raise click.ClickException(message) from None
+            raise click.ClickException(log.explain(exc, error_line(exc))) from None
 
 
-def _target(value: str, as_key: bool) -> int | str:
+def target_of(value: str, as_key: bool) -> int | str:
+    """A command's ID|KEY argument: a number is an id unless ``as_key``."""
     return int(value) if value.isdigit() and not as_key else value
-
-
-def _json(text: str | None) -> str:
-    if text is None:
-        return "-"
-    return json.dumps(json.loads(text), indent=2, sort_keys=True)
 
 
 def _machines_in(module_name: str) -> tuple[list[type[Machine]], list[Any]]:
@@ -129,7 +163,7 @@ def _machines_in(module_name: str) -> tuple[list[type[Machine]], list[Any]]:
 
 
 @click.command()
-@_common
+@common_options
 def migrate(store_url: str, debug: bool) -> None:
     """Create or upgrade the store's schema."""
     from ._open import open_store
@@ -139,13 +173,14 @@ def migrate(store_url: str, debug: bool) -> None:
             version = await store.migrate()
         click.echo(f"{store.url}: schema version {version}")
 
-    _run(debug, main)
+    run(debug, main)
 
 
 @click.command()
-@_common
+@common_options
 @click.option("--import", "modules", multiple=True, required=True, metavar="MODULE",
-              help="Module whose Machine classes (and workflows) to run; repeatable.")  # fmt: skip
+              help="A module path (e.g. myapp.jobs) whose machines and workflows to run; "
+              "repeatable.")  # fmt: skip
 @click.option("--workers", type=click.IntRange(min=1), default=8, show_default=True,
               help="Concurrent steps.")  # fmt: skip
 @click.option("--lease", type=_SECONDS, default=30.0, show_default=True, help="Lease in seconds.")
@@ -165,8 +200,19 @@ def worker(
     grace: float,
     poll_interval: float,
 ) -> None:
-    """Run the machines of MODULE until Ctrl-C (or SIGTERM), then stop cleanly:
-    in-flight steps finish within --grace, everything else held is released."""
+    """Run the machines and workflows of MODULE until Ctrl-C.
+
+    MODULE is a Python module path, importable from the current directory (as
+    `python -c "import MODULE"` would), such as `myapp.jobs` for myapp/jobs.py.
+    The worker runs every durable.Machine subclass with a `name` and every
+    workflows.Workflow defined at the top level of each --import MODULE:
+
+    \b
+        trexec worker --import myapp.jobs --store sqlite:///app.db
+
+    Ctrl-C (or SIGTERM) stops it cleanly: in-flight steps finish within --grace,
+    everything else it holds is released for another worker.
+    """
     from ._engine import open_engine
     from ._open import open_store
 
@@ -201,97 +247,11 @@ def worker(
                     break
         click.echo("worker stopped", err=True)
 
-    _run(debug, main)
-
-
-def _table(records: list[InstanceRecord]) -> Any:
-    from rich.table import Table
-
-    table = Table("id", "machine", "step", "status", "attempt", "key", "parent")
-    for r in records:
-        table.add_row(
-            str(r.id),
-            f"{r.machine}@{r.version}",
-            r.step,
-            r.status,
-            str(r.attempt),
-            r.key or "",
-            "" if r.parent_id is None else str(r.parent_id),
-        )
-    return table
-
-
-@click.command(name="ls")
-@_common
-@click.option("--status", type=click.Choice(STATUSES), help="Only this status.")
-@click.option("--machine", help="Only this machine name.")
-@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True,
-              help="Show at most this many instances.")  # fmt: skip
-@click.option("--after", "after_id", type=int, help="Only ids greater than this.")
-def ls(
-    store_url: str,
-    debug: bool,
-    status: str | None,
-    machine: str | None,
-    limit: int,
-    after_id: int | None,
-) -> None:
-    """List instances by id."""
-    from rich.console import Console
-
-    from ._open import open_store
-
-    async def main() -> None:
-        async with open_store(store_url) as store:
-            await store.migrate()
-            records = await store.list(
-                status=status, machine=machine, limit=limit, after_id=after_id
-            )
-        Console().print(_table(records))
-
-    _run(debug, main)
-
-
-@click.command()
-@_common
-@click.argument("target")
-@click.option("--key", "as_key", is_flag=True, help="TARGET is a business key even if numeric.")
-def show(store_url: str, debug: bool, target: str, as_key: bool) -> None:
-    """Show one instance (by ID or business KEY): state, step, attempt, error,
-    result, inbox and children."""
-    from rich.console import Console
-    from rich.table import Table
-
-    from ._exceptions import NoTarget
-    from ._open import open_store
-
-    async def main() -> None:
-        async with open_store(store_url) as store:
-            await store.migrate()
-            record = await store.get(_target(target, as_key))
-            if record is None:
-                raise NoTarget(f"{target!r}: no such instance")
-            inbox = await store.inbox(record.id)
-            children = await store.children(record.id)
-        console = Console()
-        console.print(_table([record]))
-        console.print(f"awaits: {', '.join(record.awaits) or '-'}")
-        console.print(f"error: {record.error or '-'}")
-        console.print(f"state: {_json(record.state)}", markup=False)
-        console.print(f"result: {_json(record.result)}", markup=False)
-        signals_table = Table("signal", "name", "payload", "dedup_key", title="inbox")
-        for s in inbox:
-            signals_table.add_row(str(s.id), s.name, s.payload, s.dedup_key or "")
-        console.print(signals_table)
-        if children:
-            console.print("children:")
-            console.print(_table(children))
-
-    _run(debug, main)
+    run(debug, main)
 
 
 @click.command(name="signal")
-@_common
+@common_options
 @click.argument("target")
 @click.argument("name")
 @click.option("--payload", default="null", help="JSON payload.", show_default=True)
@@ -306,9 +266,8 @@ def signal_(
     dedup_key: str | None,
     as_key: bool,
 ) -> None:
-    """Send signal NAME to an instance (by ID or business KEY)."""
+    """Send signal NAME to an instance, by id or business key."""
     from ._engine import open_engine
-    from ._open import open_store
 
     try:
         value = json.loads(payload)
@@ -316,35 +275,37 @@ def signal_(
         raise click.BadParameter(f"not JSON: {exc}", param_hint="--payload") from None
 
     async def main() -> None:
-        async with open_store(store_url) as store, open_engine(store, workers=0) as engine:
+        async with existing_store(store_url) as store, open_engine(store, workers=0) as engine:
             signal_id = await engine.signal(
-                _target(target, as_key), name, value, dedup_key=dedup_key
+                target_of(target, as_key), name, value, dedup_key=dedup_key
             )
         click.echo(f"signal {signal_id} delivered")
 
-    _run(debug, main)
+    run(debug, main)
 
 
 @click.command()
-@_common
+@common_options
 @click.argument("target")
 @click.option("--key", "as_key", is_flag=True, help="TARGET is a business key even if numeric.")
 def cancel(store_url: str, debug: bool, target: str, as_key: bool) -> None:
-    """Cancel an instance (by ID or business KEY): it never runs again; a running
-    step's outcome is discarded when it returns."""
+    """Cancel an instance, by id or business key.
+
+    It never runs again; a step running now has its outcome discarded when it
+    returns.
+    """
     from ._engine import open_engine
-    from ._open import open_store
 
     async def main() -> None:
-        async with open_store(store_url) as store, open_engine(store, workers=0) as engine:
-            await engine.cancel(_target(target, as_key))
+        async with existing_store(store_url) as store, open_engine(store, workers=0) as engine:
+            await engine.cancel(target_of(target, as_key))
         click.echo(f"cancelled {target}")
 
-    _run(debug, main)
+    run(debug, main)
 
 
 @click.command()
-@_common
+@common_options
 @click.option("--older-than", "older_than", type=click.FloatRange(min=0), required=True,
               metavar="SECONDS",
               help="Only instances last updated more than SECONDS ago.")  # fmt: skip
@@ -358,22 +319,23 @@ def prune(
     statuses: tuple[str, ...],
     limit: int | None,
 ) -> None:
-    """Delete finished instances (and their signals) last updated more than
-    --older-than seconds ago, a parent together with its children; live
-    instances and the children of a kept parent stay (spec §5.15)."""
+    """Delete finished instances last updated more than SECONDS ago.
+
+    Deletes done, stopped and cancelled instances (and their signals) last
+    updated more than --older-than SECONDS ago, a parent together with its
+    children. Live instances, and the children of a parent that stays, stay.
+    """
     from ._engine import open_engine
-    from ._open import open_store
 
     async def main() -> None:
-        async with open_store(store_url) as store, open_engine(store, workers=0) as engine:
+        async with existing_store(store_url) as store, open_engine(store, workers=0) as engine:
             count = await engine.prune(older_than, statuses=statuses or PRUNE_STATUSES, limit=limit)
         click.echo(f"pruned {count} instance{'' if count == 1 else 's'}")
 
-    _run(debug, main)
+    run(debug, main)
 
 
 def register(group: click.Group) -> None:
-    """Add the durable commands (migrate, worker, ls, show, signal, cancel, prune) to
-    ``group``."""
-    for command in (migrate, worker, ls, show, signal_, cancel, prune):
+    """Add the durable commands (migrate, worker, signal, cancel, prune) to ``group``."""
+    for command in (migrate, worker, signal_, cancel, prune):
         group.add_command(command)

@@ -357,13 +357,16 @@ class Engine(EngineTasks):
         older, chosen, most = prune_arguments(older_than, statuses, limit)
         return await self.store.prune(older, chosen, most)
 
-    async def start_workflow(self, wf: Any, input: Any, *, schedule_in: float | None = None) -> int:
-        """Start a run of workflow ``wf`` with ``input``; return the run's id
-        (spec §6). Implemented by ``trexec.workflows``."""
+    async def start_workflow(
+        self, wf: Any, input: Any, *, schedule_in: float | None = None, key: str | None = None
+    ) -> int:
+        """Start a run of workflow ``wf`` with ``input``, keyed ``key`` (a business
+        key unique among live instances); return the run's id (spec §6.2).
+        Implemented by ``trexec.workflows``."""
         self._check_open()
         from ..workflows import _engine_hooks  # type: ignore[attr-defined, unused-ignore]
 
-        return await _engine_hooks.start_workflow(self, wf, input, schedule_in=schedule_in)  # type: ignore[no-any-return]
+        return await _engine_hooks.start_workflow(self, wf, input, schedule_in=schedule_in, key=key)  # type: ignore[no-any-return]
 
 
 @contextlib.asynccontextmanager

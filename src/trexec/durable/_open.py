@@ -15,7 +15,7 @@ import urllib.parse
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
-from .. import _validate
+from .. import _extras, _validate
 from ._store import Store
 
 __all__ = ["open_store"]
@@ -29,13 +29,22 @@ def _check_options(kind: str, options: dict[str, Any], allowed: Iterable[str]) -
             _validate.fail(name, value, f"an option of the {kind} store: {', '.join(names)}")
 
 
+def sqlite_path(url: str) -> str | None:
+    """The file a ``sqlite:///`` URL names (None for any other URL)."""
+    if not url.startswith("sqlite:///") or len(url) == len("sqlite:///"):
+        return None
+    return urllib.parse.unquote(url[len("sqlite:///") :].split("?", 1)[0])
+
+
 @contextlib.asynccontextmanager
 async def open_store(url: str, **options: Any) -> AsyncIterator[Store]:
     """Open the store at ``url`` for the duration of the block; closes it on exit.
 
     The schema is not created here: call ``await store.migrate()`` (``open_engine``
     and the CLI do). Raises :class:`~trexec.InvalidArgument` for a URL that names no
-    supported store, :class:`~trexec.durable.StoreError` if it cannot be opened.
+    supported store, :class:`~trexec.MissingExtra` for a ``postgresql://`` URL
+    without the ``postgres`` extra, :class:`~trexec.durable.StoreError` if it
+    cannot be opened.
     """
     if not isinstance(url, str):
         _validate.fail("url", url, 'a store URL such as "sqlite:///trexec.db"')
@@ -44,7 +53,7 @@ async def open_store(url: str, **options: Any) -> AsyncIterator[Store]:
         from ._sqlite import open_sqlite_store
 
         parsed = urllib.parse.urlsplit(url)
-        path = urllib.parse.unquote(url[len("sqlite:///") :].split("?", 1)[0])
+        path = sqlite_path(url) or ""
         query = dict(urllib.parse.parse_qsl(parsed.query))
         for name, value in query.items():
             if name != "synchronous":
@@ -60,6 +69,8 @@ async def open_store(url: str, **options: Any) -> AsyncIterator[Store]:
         async with open_sqlite_store(path, **options) as store:
             yield store
     elif scheme in ("postgresql", "postgres"):
+        for module in ("psycopg", "psycopg_pool"):  # one line naming the extra, no traceback
+            _extras.require(module, f"a {scheme}:// store", "postgres")
         from ._postgres import (  # type: ignore[import-not-found,unused-ignore]
             PostgresStore,
             open_postgres_store,

@@ -1,5 +1,5 @@
-"""Workflow definitions: :class:`Workflow`, :class:`Step`, :class:`Backoff`, and the
-``ctx`` a step function receives (spec §6.1-§6.3).
+"""Workflow definitions: :class:`Workflow`, :class:`Step`, the ``ctx`` a step
+function receives (spec §6.1-§6.3), and the deprecated ``Backoff(min, max)``.
 
 A definition is checked completely when it is built: a workflow that constructs
 is one the engine can run.
@@ -8,6 +8,7 @@ is one the engine can run.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -26,37 +27,30 @@ def _fail(name: str, value: object, expected: str) -> None:
     raise InvalidWorkflow(f"{name}={value!r}: expected {expected}")
 
 
-@attrs.frozen
-class Backoff:
-    """Exponential backoff between the attempts of a step: the ``n``-th retry waits
-    ``min * 2**(n-1)`` seconds, capped at ``max`` (spec §6.4).
+def Backoff(min: float = 1.0, max: float = 60.0) -> ActionBackoff:
+    """Deprecated: use :class:`trexec.Backoff` (one backoff type for actions and
+    steps). ``workflows.Backoff(min, max)`` returns ``trexec.Backoff(initial=min,
+    factor=2.0, max=max)``: the ``n``-th retry waits ``min * 2**(n-1)`` seconds,
+    capped at ``max`` (spec §6.4), and warns with a :class:`DeprecationWarning`.
 
     Raises :class:`InvalidWorkflow` unless ``0 <= min <= max`` (finite seconds).
     """
+    warnings.warn(
+        "workflows.Backoff(min, max) is deprecated: use trexec.Backoff(initial=min, max=max)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    for name, value in (("min", min), ("max", max)):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            _fail(f"Backoff.{name}", value, "a number of seconds >= 0")
+        if math.isnan(value) or math.isinf(value) or value < 0:
+            _fail(f"Backoff.{name}", value, "a finite number of seconds >= 0")
+    if max < min:
+        _fail("Backoff.max", max, f"seconds >= min ({min!r})")
+    return ActionBackoff(initial=float(min), factor=2.0, max=float(max))
 
-    min: float = 1.0
-    max: float = 60.0
 
-    def __attrs_post_init__(self) -> None:
-        for name in ("min", "max"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                _fail(f"Backoff.{name}", value, "a number of seconds >= 0")
-            if math.isnan(value) or math.isinf(value) or value < 0:
-                _fail(f"Backoff.{name}", value, "a finite number of seconds >= 0")
-        if self.max < self.min:
-            _fail("Backoff.max", self.max, f"seconds >= min ({self.min!r})")
-
-    def delay(self, retry: int) -> float:
-        """Seconds to wait before retry number ``retry`` (1 for the first retry)."""
-        retry = _validate.count("retry", retry, minimum=1)
-        # spec §6.4: min * 2**(n-1), capped at max; an overflow is past any max,
-        # and a min of 0 stays 0 however many retries.
-        try:
-            delay = math.ldexp(self.min, retry - 1)
-        except OverflowError:
-            delay = math.inf
-        return float(min(delay, self.max))
+_DEFAULT_BACKOFF = ActionBackoff(initial=1.0, factor=2.0, max=60.0)  # spec §6.4
 
 
 def _check_name(what: str, value: object) -> str:
@@ -77,7 +71,8 @@ class Step:
     result must be JSON-serializable. ``after`` names the steps that must finish
     first (the step is a join when it names several). A failed attempt is retried
     up to ``retries`` times, waiting ``backoff.delay(n)`` before retry ``n``
-    (``backoff`` may also be a ``trexec.Backoff``, for a growth factor or jitter).
+    (``backoff`` is a :class:`trexec.Backoff`; the default waits 1 s, doubling up
+    to 60 s).
     ``compensate`` (``async def compensate(ctx)``, ``ctx.error`` set) undoes the
     step when a later step fails or the run is cancelled; it follows the same
     retry policy.
@@ -89,7 +84,7 @@ class Step:
     fn: StepFn
     after: Sequence[str] = ()
     retries: int = 0
-    backoff: Backoff | ActionBackoff = attrs.field(factory=Backoff)
+    backoff: ActionBackoff = _DEFAULT_BACKOFF
     compensate: StepFn | None = None
 
     def __attrs_post_init__(self) -> None:
@@ -111,8 +106,8 @@ class Step:
         retries = self.retries
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
             _fail(f"Step({self.name!r}).retries", retries, "an int >= 0")
-        if not isinstance(self.backoff, Backoff | ActionBackoff):
-            expected = "a workflows.Backoff or trexec.Backoff"
+        if not isinstance(self.backoff, ActionBackoff):
+            expected = "a trexec.Backoff"
             _fail(f"Step({self.name!r}).backoff", self.backoff, expected)
         if self.compensate is not None and not _validate.is_async_callable(self.compensate):
             _fail(f"Step({self.name!r}).compensate", self.compensate, "an async callable or None")

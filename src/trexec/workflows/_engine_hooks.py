@@ -43,21 +43,40 @@ def machines_for(workflows: Iterable[Workflow]) -> list[type[Machine]]:
     return machines
 
 
+def _run_key(key: object) -> str | None:
+    # spec §6.2.3: step instances are keyed "<run key>/<step>", so a business key
+    # with "/" could take another run's step key.
+    if key is not None and (
+        not isinstance(key, str) or not key.strip() or "/" in key or "\x00" in key
+    ):
+        _validate.fail("key", key, "None or a non-empty str without '/' (e.g. 'order-0001')")
+    return key
+
+
 async def start_workflow(
-    engine: Any, wf: Workflow, input: Any, *, schedule_in: float | None = None
+    engine: Any,
+    wf: Workflow,
+    input: Any,
+    *,
+    schedule_in: float | None = None,
+    key: str | None = None,
 ) -> Any:  # the run id (int); Any because Engine.start_workflow's cast expects it
     """Start a run of ``wf`` with ``input``; return the run's durable id (spec §6.2).
 
     The run instance and its entry-step instances are inserted in ONE transaction
     (spec §6.7.4): if the first dispatch fails, the run does not exist either.
     ``schedule_in`` (seconds) delays the whole run. ``input`` must be
-    JSON-serializable. Raises :class:`~trexec.InvalidArgument` for a bad argument.
+    JSON-serializable. ``key`` is the run's business key, unique among live
+    instances as ``insert``'s (default ``run:<workflow>:<uuid>``): ``engine.get``,
+    ``trexec show`` and signals find the run by it. Raises
+    :class:`~trexec.durable.DuplicateKey` if a live instance holds ``key`` (nothing
+    is started), :class:`~trexec.InvalidArgument` for a bad argument.
     """
     if not isinstance(wf, Workflow):
         _validate.fail("wf", wf, "a workflows.Workflow")
     check_json("input", input)
     delay = _validate.seconds("schedule_in", schedule_in, allow_none=True) or 0.0
-    run_key = f"run:{wf.name}:{uuid.uuid4().hex}"
+    run_key = _run_key(key) or f"run:{wf.name}:{uuid.uuid4().hex}"  # spec §6.2.3
     state = new_run_state(wf, run_key, input)
     mark_dispatched(state, wf.entry_steps)
     specs = [InsertSpec(run_machine(wf), state, step="start", scheduled_in=delay, key=run_key)]
