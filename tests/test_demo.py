@@ -94,6 +94,22 @@ def test_gateway_decisions_depend_only_on_seed_and_order() -> None:
     assert not all(forward.values())  # some are declined at the default rate
 
 
+async def test_a_resumed_gateway_keeps_authorization_ids_and_finds_earlier_ones() -> None:
+    # spec §9.2: ids are per order, so a new session neither restarts a numbering
+    # (auth-00001 naming another order) nor loses an authorization to capture.
+    first = Gateway(seed=7, delay=(0.0, 0.0), decline_rate=0.0, fault_rate=0.0)
+    _, auth = first.authorize("order-0003", 100)
+    assert auth.id == "auth-order-0003"
+    resumed = Gateway(seed=7, delay=(5.0, 5.0), decline_rate=0.0, fault_rate=0.0)
+    async with serve_gateway(resumed) as url, httpx.AsyncClient(base_url=url) as client:
+        captured = await client.post(f"/authorizations/{auth.id}/capture")
+        assert captured.status_code == 200 and captured.json()["order"] == "order-0003"
+        again = await client.post(
+            "/authorizations", json={"order": "order-0003", "amount_cents": 1}
+        )
+        assert again.json()["id"] == "auth-order-0003"
+
+
 # --- orders and the journal (spec §9.3, §9.4) ------------------------------------
 
 
@@ -122,6 +138,40 @@ def test_summary_counts_outcomes_retries_and_percentiles(tmp_path: Path) -> None
     assert (summary.completed, summary.compensated, summary.unfinished) == (1, 1, 1)
     assert (summary.retries, summary.declined) == (1, 1)
     assert (summary.p50, summary.p99) == (1.0, 2.0)
+
+
+def test_summary_after_an_interruption_agrees_with_itself(tmp_path: Path) -> None:
+    # spec §9.4: an order declined but still compensating when the session stopped
+    # is unfinished; "of which declined" never exceeds "compensated".
+    path = tmp_path / "j.jsonl"
+    events = [
+        {"t": 1.0, "kind": "step_retry", "order": "a", "step": "reserve"},
+        {"t": 2.0, "kind": "authorization", "order": "a", "status": "declined"},
+        {"t": 3.0, "kind": "authorization", "order": "b", "status": "declined"},
+        {"t": 4.0, "kind": "compensated_run", "order": "b"},
+        {"t": 5.0, "kind": "step_retry", "order": "c", "step": "email"},
+    ]
+    path.write_text("".join(json.dumps(e) + "\n" for e in events))
+    summary = summarize(path, ["a", "b", "c"])
+    assert (summary.compensated, summary.declined, summary.unfinished) == (1, 1, 2)
+    # The live view of a resumed session counts the retries of earlier sessions too.
+    from trexec._demo.session import _replay
+
+    tally = Tally()
+    for order in "abc":
+        tally.add(order)
+    _replay(path, tally)
+    assert tally.retries == summary.retries == 2
+    assert tally.lines == [] and tally.orders["b"].status == "compensated_run"
+
+
+def test_gitignore_ignores_the_demos_files(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parents[1]
+    names = ["trexec-demo.db", "trexec-demo.jsonl", "trexec-demo.state.json", "x.state.json.tmp"]
+    result = subprocess.run(
+        ["git", "check-ignore", "--no-index", *names], cwd=root, capture_output=True, text=True
+    )
+    assert result.stdout.split() == names
 
 
 def test_state_file_round_trips_and_hides_nothing_it_needs(tmp_path: Path) -> None:
@@ -228,8 +278,8 @@ def test_demo_without_the_postgres_extra_names_what_to_install(tmp_path: Path) -
         check=False,
     )
     assert result.returncode == 1
-    assert (
-        result.stderr == "trexec demo: error: psycopg is missing: pip install 'trexec[postgres]'\n"
+    assert result.stderr == (
+        "Error: a postgresql:// store needs the postgres extra: pip install 'trexec[postgres]'\n"
     )
 
 
@@ -238,7 +288,7 @@ def test_demo_reports_an_unreachable_store_in_one_line(tmp_path: Path) -> None:
     result = run_demo(tmp_path, "--store", "postgresql://postgres@127.0.0.1:1/none", timeout=30)
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1
-    assert result.stderr.startswith("trexec demo: error:")
+    assert result.stderr.startswith("Error: ")
     assert "Connection refused" in result.stderr  # the reason, at once (spec §8.4.4)
 
 
@@ -252,7 +302,7 @@ def test_demo_on_a_store_that_cannot_open_keeps_the_interrupted_demos_journal(
     state.save(journal)
     result = run_demo(tmp_path, "--store", "sqlite:///no/such/dir/x.db", "--plain")
     assert result.returncode == 1
-    assert result.stderr.startswith("trexec demo: error: StoreError: cannot open")
+    assert result.stderr.startswith("Error: StoreError: cannot open")
     assert journal.read_text() == json.dumps(line) + "\n"  # a typo in --store erased it
     assert DemoState.load(journal) == state
 
@@ -326,16 +376,14 @@ def test_demo_reset_cancels_the_interrupted_runs_and_starts_over(tmp_path: Path)
         order_id(n) for n in (1, 2, 3)
     ]
 
-    async def statuses() -> set[str]:
-        async with (
-            durable.open_store("sqlite:///" + str(tmp_path / "trexec-demo.db")) as store,
-            durable.open_engine(store, workers=0) as engine,
-        ):
-            return {(await engine.get(run_id)).status for run_id in old["runs"].values()}
+    async def instances() -> list:
+        async with durable.open_store("sqlite:///" + str(tmp_path / "trexec-demo.db")) as store:
+            return await store.list(limit=10_000)
 
-    # The old demo's runs ended or were cancelled; none is left to run.
-    assert trio.run(statuses) <= {"done", "stopped", "cancelled"}
-    assert "cancelled" in trio.run(statuses)
+    # spec §9.6: --reset starts clean: only the new demo's runs, keyed by order.
+    runs = [r for r in trio.run(instances) if r.machine == "workflow:trexec-demo-checkout"]
+    assert sorted(r.key for r in runs) == [order_id(n) for n in (1, 2, 3)]
+    assert {r.status for r in runs} <= {"done", "stopped"}
 
 
 @pytest.mark.postgres

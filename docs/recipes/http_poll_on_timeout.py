@@ -13,10 +13,14 @@ from __future__ import annotations
 import math
 import sys
 
-import httpx
 import trio
 
 import trexec
+
+try:
+    import httpx
+except ModuleNotFoundError:  # one line naming the extra, not a traceback
+    sys.exit("this recipe needs the http extra: pip install 'trexec[http]'")
 
 
 class ResourceTimeout(Exception):

@@ -23,10 +23,14 @@ import math
 import sys
 
 import attrs
-import httpx
 import trio
 
 import trexec
+
+try:
+    import httpx
+except ModuleNotFoundError:  # one line naming the extra, not a traceback
+    sys.exit("this recipe needs the http extra: pip install 'trexec[http]'")
 
 TERMINAL = {"approved", "declined"}
 

@@ -57,6 +57,7 @@ def test_migrate_ls_show_signal_cancel(url):
 
 
 def test_errors_are_one_line_without_traceback(url):
+    assert run_cli(url, "migrate")[0] == 0
     code, out = run_cli(url, "show", "404")
     assert code == 1 and out.strip() == "Error: NoTarget: '404': no such instance"
     code, out = run_cli(url, "signal", "404", "go")

@@ -122,7 +122,7 @@ async def run_demo(opts: Options, console: Console) -> int:
     clean = False
     if notice == "new":
         # A store that fails to open keeps the old journal.
-        clean = opts.reset and await _reset_store(state.store)
+        clean = await _open_new(state.store, reset=opts.reset)
         opts.journal.unlink(missing_ok=True)
     _replay(opts.journal, tally)
     async with trio.open_nursery() as top:
@@ -260,16 +260,19 @@ async def _run_durable(
                 nursery.start_soon(_follow, engine, order, state.runs[order], journal)
 
 
-async def _reset_store(url: str) -> bool:
-    """``--reset``: start from an empty store when it holds nothing but demo runs.
+async def _open_new(url: str, *, reset: bool) -> bool:
+    """Open the store of a new demo (raises if it cannot open); with ``reset``,
+    start from an empty store when it holds nothing but demo runs.
 
     A SQLite store is deleted; on another store the demo's ended runs are pruned
     once its leftovers are cancelled (True tells the session to). A store that
-    holds anything else is left alone (False). Raises if the store cannot open.
+    holds anything else is left alone (False).
     """
     from ..durable._open import sqlite_path
 
     async with durable.open_store(url) as store:
+        if not reset:
+            return False
         await store.migrate()
         after = 0
         while page := await store.list(limit=500, after_id=after):

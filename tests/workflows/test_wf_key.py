@@ -1,0 +1,41 @@
+"""``engine.start_workflow(..., key=)``: a run's business key (spec §6.2.3)."""
+
+from __future__ import annotations
+
+import pytest
+
+import trexec
+from trexec import durable
+from trexec.workflows import Step, Workflow
+
+FAST = {"poll_interval": 0.02}
+
+
+async def ok(ctx):
+    return ctx.input
+
+
+WF = Workflow("keyed", [Step("a", ok), Step("b", ok, after=["a"])])
+
+
+async def test_a_run_is_found_by_its_key_and_a_live_key_is_refused(store):
+    async with durable.open_engine(store, workflows=[WF], workers=0, **FAST) as producer:
+        run_id = await producer.start_workflow(WF, 1, key="order-0001")
+        assert (await producer.get("order-0001")).id == run_id
+        assert (await producer.get("order-0001/a")).status == "scheduled"  # its entry step
+        with pytest.raises(durable.DuplicateKey):
+            await producer.start_workflow(WF, 2, key="order-0001")  # spec §6.2.3: live
+    async with durable.open_engine(store, workflows=[WF], **FAST) as engine:
+        run = await engine.wait("order-0001", timeout=10)
+        assert run.status == "done" and run.result == {"a": 1, "b": 1}
+        # Unique among live instances only: once the run ended, the key is free again.
+        again = await engine.start_workflow(WF, 3, key="order-0001")
+        assert (await engine.wait(again, timeout=10)).result == {"a": 3, "b": 3}
+
+
+@pytest.mark.parametrize("key", ["", "  ", "a/b", 7, "nul\x00"])
+async def test_a_bad_key_is_named(store, key):
+    async with durable.open_engine(store, workflows=[WF], workers=0) as engine:
+        with pytest.raises(trexec.InvalidArgument, match=r"key=.*expected None or a non-empty"):
+            await engine.start_workflow(WF, None, key=key)
+        assert await store.list() == []
