@@ -43,6 +43,8 @@ def docs(session: nox.Session) -> None:
     session.install("-e", ".[all]", *site)
     env = {"NO_MKDOCS_2_WARNING": "1"}  # mkdocs-material's banner about its successor
     session.run("mkdocs", "build", "--strict", *session.posargs, env=env)
+    # spec §9.13: the site browses from disk: every relative link names a file.
+    session.run("python", str(ROOT / "tests" / "site_links.py"), str(ROOT / "site"))
 
 
 @nox.session

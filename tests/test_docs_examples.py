@@ -5,9 +5,9 @@ The convention, for everyone writing a page under ``docs/`` (and README.md):
 * Every fenced block whose language is ``python`` or ``py`` is executed.
   Blocks of one page run in order, in one namespace (``__name__ ==
   "__main__"``), so a later block may use what an earlier one defined.
-* A block may ``await`` at top level, as in ``python -m trio``'s REPL; such a
-  block runs under ``trio.run``. A block that calls ``trio.run`` itself runs as
-  a plain script.
+* Every block is a runnable program, as a reader would paste it into a file:
+  a block that awaits calls ``trio.run`` itself. A top-level ``await`` or
+  ``async with`` (which a script cannot run) fails the page at its line.
 * A block that must not run starts with ``# not-run: <why>`` on its first line.
   It shows up as a skipped test with that reason: nothing is skipped silently.
 * A page runs in a fresh subprocess, in an empty temporary directory (SQLite
@@ -18,8 +18,6 @@ Other fences (``console``, ``text``, ``sql``, ``pycon``...) are not run.
 
 from __future__ import annotations
 
-import ast
-import inspect
 import os
 import pathlib
 import re
@@ -96,8 +94,6 @@ def documentation_pages() -> list[pathlib.Path]:
 
 def run_page(page: pathlib.Path) -> None:
     """Run a page's blocks in order in one namespace (this runs in the subprocess)."""
-    import trio  # only the subprocess needs it
-
     namespace: dict[str, object] = {"__name__": "__main__"}  # spec §9.11: one per page
     for number, block in enumerate(parse_blocks(page), start=1):
         if block.not_run_reason is not None:
@@ -105,16 +101,10 @@ def run_page(page: pathlib.Path) -> None:
         print(f"--- block {number} at {block.where}", flush=True)
         # spec §9.12: pad with blank lines so tracebacks give the line in the page.
         source = "\n" * (block.line - 1) + block.code
-        code = compile(source, str(page), "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+        # spec §9.11: compiled as a script is: a top-level await is a SyntaxError.
+        code = compile(source, str(page), "exec")
         started = time.perf_counter()
-        if code.co_flags & inspect.CO_COROUTINE:
-
-            async def top_level(code: object = code) -> None:
-                await eval(code, namespace)  # type: ignore[arg-type]
-
-            trio.run(top_level)
-        else:
-            exec(code, namespace)
+        exec(code, namespace)
         print(f"--- block {number} ran in {time.perf_counter() - started:.2f} s", flush=True)
 
 
@@ -227,16 +217,27 @@ def test_failing_example_reports_its_page_line(tmp_path: pathlib.Path) -> None:
     assert f'File "{page}", line 6' in proc.stderr
 
 
-def test_top_level_await_runs_under_trio(tmp_path: pathlib.Path) -> None:
+@pytest.mark.parametrize(
+    "block", ["await trio.sleep(0)", "async with trio.open_nursery():\n    pass"]
+)
+def test_a_top_level_await_fails_its_page_at_its_line(tmp_path: pathlib.Path, block: str) -> None:
+    # spec §9.11: every example is a program a reader can run as a script.
     page = tmp_path / "page.md"
-    page.write_text(
-        "```python\nimport trio\nawait trio.sleep(0)\n"
-        "print(type(trio.lowlevel.current_trio_token()).__name__)\n```\n"
-    )
+    page.write_text(f"Text.\n\n```python\nimport trio\n{block}\n```\n")
     proc = subprocess.run(
-        [sys.executable, __file__, str(page)], capture_output=True, text=True, check=True
+        [sys.executable, __file__, str(page)], capture_output=True, text=True, check=False
     )
-    assert "TrioToken" in proc.stdout
+    assert proc.returncode != 0
+    assert f'File "{page}", line 5' in proc.stderr and "SyntaxError" in proc.stderr
+
+
+def test_every_runnable_example_compiles_as_a_script() -> None:
+    # The whole docs at once, fast: no page relies on a top-level await.
+    for page in PAGES:
+        for block in parse_blocks(page):
+            if block.not_run_reason is None:
+                source = "\n" * (block.line - 1) + block.code
+                compile(source, str(page), "exec")  # raises SyntaxError naming the line
 
 
 if __name__ == "__main__":
