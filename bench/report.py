@@ -371,7 +371,7 @@ def _natural(text: str) -> list[object]:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
 
 
-# --- the targets of issue 8 ---------------------------------------------------------
+# --- the performance targets ----------------------------------------------------------
 
 
 def lookup(stem: str, row: str, column: str) -> float | None:
@@ -401,7 +401,7 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 
 
 def targets() -> list[tuple[str, float | None, str, float]]:
-    """(target, measured, comparison, bound) for each target of the benchmark issue."""
+    """(target, measured, comparison, bound) for each performance target."""
     pg4 = lookup("bench_durable_pg", r"^4$", r"trexec")
     sqlite = lookup("bench_durable", r"^(?!1$)\d+$", r"trexec")
     return [
@@ -528,7 +528,12 @@ def write_report(failed: list[str]) -> str:
         for line in (RESULTS / f"{script.stem}.md").read_text("utf-8").splitlines()
         if _TARGET.match(line)
     ]
-    out += ["## Targets", "", "The goals of the benchmark issue, against this run:", ""]
+    out += [
+        "## Targets",
+        "",
+        "The performance targets trexec sets itself, checked against this run:",
+        "",
+    ]
     out += [*targets_markdown(), ""]
     if reported:
         out += ["As the scripts report them:", "", *reported, ""]

@@ -192,3 +192,15 @@ def test_missing_extra_is_a_trexec_error_and_an_import_error():
 
     assert issubclass(trexec.MissingExtra, trexec.TrexecError)
     assert issubclass(trexec.MissingExtra, ImportError)
+
+
+def test_the_cli_page_shows_the_errors_the_commands_print(cwd):
+    # docs/cli.md shows real output (issue 16): regenerate the page when this fails.
+    page = (Path(__file__).resolve().parents[1] / "docs" / "cli.md").read_text(encoding="utf-8")
+    missing = run_cli("ls")[1].replace(str(cwd), "/home/me/project")
+    assert run_cli("migrate")[0] == 0
+    for out in [missing, run_cli("show", "42")[1], run_cli("ls", "--store", "nosuch://x")[1]]:
+        assert out in page
+    trio.run(seed_runs, "sqlite:///trexec.db", 3)
+    paging = run_cli("ls", "--machine", "checkout", "--limit", "1")[1].splitlines()[-1]
+    assert re.sub(r"\d+", "N", paging) in re.sub(r"\d+", "N", page)

@@ -10,7 +10,7 @@ from ._exceptions import MissingExtra
 
 __all__ = ["hint", "require"]
 
-# The top-level module each extra provides -> the extra that installs it.
+# spec §0.7: the top-level module each extra provides -> the extra that installs it.
 EXTRA_OF = {
     "httpx": "http",
     "hypercorn": "demo",
@@ -35,12 +35,3 @@ def require(module: str, what: str, extra: str | None = None) -> ModuleType:
         if exc.name is None or exc.name.split(".", 1)[0] != top:
             raise  # the module is there; something it imports is broken
         raise MissingExtra(hint(what, extra or EXTRA_OF.get(top, top))) from None
-
-
-def missing_extra(exc: BaseException, what: str, extra: str) -> MissingExtra | None:
-    """``exc`` as a :class:`~trexec.MissingExtra` if it is a ModuleNotFoundError
-    for a module an extra provides (else None)."""
-    name = getattr(exc, "name", None)
-    if isinstance(exc, ModuleNotFoundError) and name and name.split(".")[0] in EXTRA_OF:
-        return MissingExtra(hint(what, extra))
-    return None
