@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -357,6 +358,12 @@ def test_demo_interrupted_with_sigint_resumes_and_finishes_every_order(tmp_path:
     assert sorted(ends) == [order_id(n) for n in range(1, 31)]
     assert all(len(kinds) == 1 for kinds in ends.values())  # none ran to the end twice
     assert "orders unfinished: run" not in result.stdout
+    # spec §9.6: the summaries agree with themselves: every compensated order was
+    # declined (a resumed capture finds its authorization), none failed.
+    for out in (first, result.stdout):
+        rows = dict(re.findall(r"│ +([a-z ()]+?) +│ +([\d.]+)", out))
+        assert rows["compensated"] == rows["of which payment declined"], out
+        assert "failed" not in rows
 
 
 @pytest.mark.slow
