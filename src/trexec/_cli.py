@@ -9,6 +9,7 @@ from __future__ import annotations
 import click
 
 from ._demo import demo
+from .dashboard._cli import dashboard
 from .durable._cli import register as _register_durable
 
 
@@ -19,6 +20,7 @@ def cli() -> None:
 
 
 cli.add_command(demo)
+cli.add_command(dashboard)
 _register_durable(cli)
 
 
