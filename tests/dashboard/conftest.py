@@ -22,10 +22,10 @@ import pytest
 import trio
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent.parent / "durable"))
-from stores import PG_URL, STORE_KINDS, drop_schema  # noqa: E402
+from stores import PG_URL, STORE_KINDS, drop_schema
 
-from trexec import durable, workflows  # noqa: E402
-from trexec.dashboard import serve  # noqa: E402
+from trexec import durable, workflows
+from trexec.dashboard import serve
 
 
 @attrs.define

@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 import trio
-from conftest import CHECKOUT, dashboard, engine_on, store_url_for
 
 import conftest as shared
+from conftest import CHECKOUT, dashboard, engine_on, store_url_for
 from trexec import durable
 
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -117,7 +117,9 @@ async def test_open_a_run_and_cancel_it(browser, sqlite_url):
             await run(alert.accept)
 
             def cancelled(driver: Any) -> bool:
-                return driver.find_element(By.ID, "instance-status").text == "cancelled"
+                # One script, not find + read: the live region may be replaced in between.
+                script = "return document.getElementById('instance-status').textContent"
+                return driver.execute_script(script) == "cancelled"
 
             await until(browser, cancelled)
             assert (await engine.get(run_id)).status == "cancelled"

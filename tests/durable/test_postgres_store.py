@@ -18,8 +18,8 @@ import trio
 import trio.testing
 
 from trexec import InvalidArgument, durable
-from trexec.durable._exceptions import StoreError
 from trexec.durable import _postgres_sql as _pg_sql
+from trexec.durable._exceptions import StoreError
 from trexec.durable._postgres import PostgresStore
 from trexec.durable._records import Commit, NewInstance, RateLimitPolicy
 
