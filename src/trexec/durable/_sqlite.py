@@ -401,6 +401,7 @@ class SqliteStore(Store):
             after_id=after_id,
             before_id=before_id,
             newest_first=newest_first,
+            key_hint=" INDEXED BY instances_key",  # spec §12.3: a key is the narrowest filter
         )
 
         def op(c: sqlite3.Connection) -> list[InstanceRecord]:

@@ -351,11 +351,16 @@ def list_query(
     after_id: int | None,
     before_id: int | None,
     newest_first: bool,
+    key_hint: str = "",
 ) -> tuple[str, list[Any]]:
     """The SQL and parameters of :meth:`Store.list`: ``select`` is the store's
     ``SELECT ... FROM instances`` and ``mark`` its placeholder (``?`` or ``%s``).
     Equalities only, then ``ORDER BY id``: each filter combination matches an
-    index ending in ``id`` (spec §12.3)."""
+    index ending in ``id`` (spec §12.3). ``key_hint`` is appended to ``select``
+    when ``key`` is given (SQLite: ``INDEXED BY`` the key index, which its
+    planner, without statistics, would pass over for the status index)."""
+    if key is not None:
+        select += key_hint
     clauses: list[str] = []
     params: list[Any] = []
     for column, value in (("status", status), ("machine", machine), ("key", key)):
