@@ -253,3 +253,21 @@ def test_the_cli_reports_a_missing_database_in_one_line(tmp_path: pathlib.Path):
     assert result.exit_code == 1
     assert "does not exist" in result.output and "Traceback" not in result.output
     assert not path.exists()
+
+
+def test_without_the_extra_the_command_prints_the_pip_line(tmp_path: pathlib.Path):
+    """spec §12.1.4: a missing package is one line naming the extra, never a traceback."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys; sys.modules['starlette'] = None\n"  # as if it were not installed
+        "from trexec._cli import main; sys.argv = ['trexec', 'dashboard']; main()"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=60
+    )
+    assert done.returncode == 1
+    assert "pip install 'trexec[dashboard]'" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not list(tmp_path.iterdir())  # no trexec.db was created

@@ -28,15 +28,21 @@ EXTRA_MODULES = frozenset({"starlette", "hypercorn", "jinja2", "markupsafe"})
 HINT = "pip install 'trexec[dashboard]'"
 
 
+def missing_extra(error: ModuleNotFoundError) -> str | None:
+    """The extra's package whose absence caused ``error``, or None."""
+    top = (error.name or "").split(".", 1)[0]
+    return top if top in EXTRA_MODULES else None
+
+
 def __getattr__(name: str) -> Any:
     if name not in _WHERE:
         raise AttributeError(f"module 'trexec.dashboard' has no attribute {name!r}")
     try:
         module = importlib.import_module(_WHERE[name], __name__)
     except ModuleNotFoundError as exc:
-        if exc.name not in EXTRA_MODULES:
+        if (missing := missing_extra(exc)) is None:
             raise
-        raise ImportError(f"trexec.dashboard needs {exc.name}: {HINT}") from None
+        raise ImportError(f"trexec.dashboard needs {missing}: {HINT}") from None
     value = getattr(module, name)
     value.__module__ = __name__  # the public path in reprs and tracebacks
     globals()[name] = value

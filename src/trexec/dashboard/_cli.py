@@ -29,14 +29,14 @@ def dashboard(store_url: str, host: str, port: int, allow_write: bool, debug: bo
     status, machine, key), each instance's state, inbox and children, a workflow
     run's step table and graph, updated live. Read only unless --allow-write.
     Needs the extra: pip install 'trexec[dashboard]'."""
-    from . import EXTRA_MODULES, HINT
+    from . import HINT, missing_extra
 
     try:
         from ._server import serve
     except ModuleNotFoundError as exc:
-        if exc.name not in EXTRA_MODULES or debug:
+        if (missing := missing_extra(exc)) is None or debug:
             raise
-        raise click.ClickException(f"trexec dashboard needs {exc.name}: {HINT}") from None
+        raise click.ClickException(f"trexec dashboard needs {missing}: {HINT}") from None
 
     async def stop() -> None:
         with trio.open_signal_receiver(signals.SIGINT, signals.SIGTERM) as received:
