@@ -20,7 +20,7 @@ import pytest
 import trio
 
 import conftest as shared
-from conftest import CHECKOUT, dashboard, engine_on, store_url_for
+from conftest import CHECKOUT, dashboard, engine_on
 from trexec import durable
 
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -65,11 +65,17 @@ def by_css(selector: str) -> Callable[[Any], Any]:
 
 
 @pytest.fixture
-async def sqlite_url(tmp_path: pathlib.Path) -> str:
-    url, _ = store_url_for("sqlite", tmp_path)
+async def sqlite_url(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.chdir(tmp_path)  # a short relative URL, as users type it (the screenshot shows it)
+    url = "sqlite:///trexec.db"
     async with durable.open_store(url) as store:
         await store.migrate()
     return url
+
+
+def live(driver: Any) -> bool:
+    script = "return document.getElementById('live-status').textContent"
+    return str(driver.execute_script(script)).startswith("live")
 
 
 async def test_instances_appear_live_without_reload(browser, sqlite_url):
@@ -84,10 +90,7 @@ async def test_instances_appear_live_without_reload(browser, sqlite_url):
                          "'table.instances tbody tr')].map(r => Number(r.dataset.id))")  # fmt: skip
         assert rows == ids[::-1]  # newest first
         assert await run(browser.execute_script, "return window.trexecMark") == "same page"
-        status = await run(
-            browser.execute_script, "return document.getElementById('live-status').textContent"
-        )
-        assert status.startswith("live")
+        assert await run(live, browser)
 
 
 async def test_open_a_run_and_cancel_it(browser, sqlite_url):
@@ -107,6 +110,7 @@ async def test_open_a_run_and_cancel_it(browser, sqlite_url):
             await until(browser, by_css('svg.step-graph g.node[data-step="reserve"].status-done'))
             steps = await run(browser.find_elements, By.CSS_SELECTOR, "table.steps tbody tr")
             assert len(steps) == 4
+            await until(browser, live)  # the run page updates itself too
             if target := os.environ.get("TREXEC_DASHBOARD_SCREENSHOT"):
                 await run(browser.save_screenshot, target)
             button = await run(

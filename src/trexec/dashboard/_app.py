@@ -8,6 +8,7 @@ same-origin page (spec §12.4). A failing store answers 503 on that request only
 
 from __future__ import annotations
 
+import functools
 import importlib.resources
 import json
 from collections.abc import Awaitable, Callable, Collection, MutableMapping
@@ -87,6 +88,11 @@ class _Guard:
             await send(message)
 
         await self.app(scope, receive, guarded)
+
+
+@functools.cache
+def _static_text(name: str) -> str:
+    return importlib.resources.files(__package__).joinpath("static", name).read_text("utf-8")
 
 
 def _is_api(request: Request) -> bool:
@@ -214,8 +220,7 @@ def create_app(
         name = request.path_params["name"]
         if name not in STATIC:
             return error(request, 404, "Not found", f"no file {name!r}")
-        text = importlib.resources.files(__package__).joinpath("static", name).read_text("utf-8")
-        return Response(text, media_type=STATIC[name])
+        return Response(_static_text(name), media_type=STATIC[name])
 
     async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)

@@ -88,7 +88,8 @@ async def serve(
         config = Config()
         config.bind = [f"[{host}]:{port}" if ":" in host.strip("[]") else f"{host}:{port}"]
         config.accesslog = None
-        config.errorlog = "-"
+        config.errorlog = "-"  # a failing request's traceback; not the startup chatter:
+        config.loglevel = "WARNING"  # the command prints the URL itself
         await hypercorn_serve(
             app,  # type: ignore[arg-type]
             config,
