@@ -80,8 +80,9 @@ async def serve(
         try:
             await store.list(limit=1)
         except StoreError as exc:
+            reason = str(exc).strip().split("\n", 1)[0]  # the driver's first line says it
             raise StoreError(
-                f"{store.url}: cannot read instances: {exc} (is the schema created?"
+                f"cannot read instances: {reason} (is the schema created?"
                 " `trexec migrate --store URL` creates it)"
             ) from exc
         app = create_app(store, allow_write=allow_write, hosts=allowed_hosts(host))
