@@ -271,3 +271,12 @@ def test_without_the_extra_the_command_prints_the_pip_line(tmp_path: pathlib.Pat
     assert "pip install 'trexec[dashboard]'" in done.stderr
     assert "Traceback" not in done.stderr
     assert not list(tmp_path.iterdir())  # no trexec.db was created
+
+
+async def test_a_port_in_use_is_one_error_not_a_group(store_url):
+    with trio.socket.socket() as taken:
+        await taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(InvalidArgument, match=f"port={port}: expected a port free"):
+            await serve(store_url, port=port)

@@ -91,9 +91,26 @@ async def serve(
         config.accesslog = None
         config.errorlog = "-"  # a failing request's traceback; not the startup chatter:
         config.loglevel = "WARNING"  # the command prints the URL itself
-        await hypercorn_serve(
-            app,  # type: ignore[arg-type]
-            config,
-            shutdown_trigger=shutdown_trigger or trio.sleep_forever,
-            task_status=task_status,
-        )
+        try:
+            await hypercorn_serve(
+                app,  # type: ignore[arg-type]
+                config,
+                shutdown_trigger=shutdown_trigger or trio.sleep_forever,
+                task_status=task_status,
+            )
+        except BaseExceptionGroup as group:
+            # spec §0: hypercorn's nurseries wrap a lone error (a port in use); the
+            # caller gets that error, not a group.
+            error = sole_error(group)
+            if isinstance(error, OSError):
+                _validate.fail("port", port, f"a port free to listen on at {host} ({error})")
+            if error is group or not isinstance(error, Exception):
+                raise
+            raise error from None
+
+
+def sole_error(error: BaseException) -> BaseException:
+    """The one exception inside nested single-member groups (else ``error``)."""
+    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+        error = error.exceptions[0]
+    return error
