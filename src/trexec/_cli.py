@@ -11,6 +11,7 @@ import click
 
 from ._cli_inspect import ls, show
 from ._demo import demo
+from .dashboard._cli import dashboard
 from .durable._cli import register as _register_durable
 
 # spec §7.1: -h everywhere; click's contexts pass it on to every subcommand.
@@ -29,6 +30,7 @@ def cli() -> None:
 
 
 cli.add_command(demo)
+cli.add_command(dashboard)
 _register_durable(cli)
 cli.add_command(ls)
 cli.add_command(show)

@@ -49,7 +49,7 @@ from ._records import (
     Release,
     SignalRecord,
 )
-from ._store import Store
+from ._store import Store, list_query
 
 __all__ = ["PostgresStore"]
 
@@ -488,17 +488,21 @@ class PostgresStore(Store):
         machine: str | None = None,
         limit: int = 100,
         after_id: int | None = None,
+        key: str | None = None,
+        before_id: int | None = None,
+        newest_first: bool = False,
     ) -> list[InstanceRecord]:
-        query = sql.LIST
-        params: list[Any] = [after_id if after_id is not None else 0]
-        if status is not None:
-            query += " AND status = %s"
-            params.append(status)
-        if machine is not None:
-            query += " AND machine = %s"
-            params.append(machine)
-        query += " ORDER BY id LIMIT %s"
-        params.append(limit)
+        query, params = list_query(
+            sql.LIST,
+            "%s",
+            status=status,
+            machine=machine,
+            key=key,
+            limit=limit,
+            after_id=after_id,
+            before_id=before_id,
+            newest_first=newest_first,
+        )
 
         def op(c: Conn) -> list[InstanceRecord]:
             return [ops.record(row) for row in c.execute(query, params)]

@@ -89,6 +89,15 @@ MIGRATIONS: dict[int, list[str]] = {
             WHERE status IN ('scheduled', 'awaiting')""",
         "DROP INDEX IF EXISTS trexec_instances_runnable",
     ],
+    # spec §12.3: the dashboard's filters, newest first, at any table size: with
+    # these (and _status, _key) every filter combination of Store.list is one
+    # index range scan in id order that stops after `limit`.
+    3: [
+        """CREATE INDEX IF NOT EXISTS trexec_instances_machine
+            ON trexec_instances (machine, id)""",
+        """CREATE INDEX IF NOT EXISTS trexec_instances_machine_status
+            ON trexec_instances (machine, status, id)""",
+    ],
 }
 
 # Migrations from several processes at once queue on this lock (spec §8.2.3).
@@ -393,4 +402,4 @@ GET_BY_KEY = (
 )
 INBOX = f"SELECT {SIGNAL_COLUMNS} FROM trexec_signals WHERE instance_id = %s ORDER BY id"
 CHILDREN = f"SELECT {INSTANCE_COLUMNS} FROM trexec_instances WHERE parent_id = %s ORDER BY id"
-LIST = f"SELECT {INSTANCE_COLUMNS} FROM trexec_instances WHERE id > %s"
+LIST = f"SELECT {INSTANCE_COLUMNS} FROM trexec_instances"  # filters: _store.list_query

@@ -38,7 +38,7 @@ from ._records import (
     Throttled,
 )
 from ._sqlite_thread import SqliteThread
-from ._store import PRUNE_BATCH, Store, prune_selection
+from ._store import PRUNE_BATCH, Store, list_query, prune_selection
 
 T = TypeVar("T")
 SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
@@ -387,17 +387,22 @@ class SqliteStore(Store):
         machine: str | None = None,
         limit: int = 100,
         after_id: int | None = None,
+        key: str | None = None,
+        before_id: int | None = None,
+        newest_first: bool = False,
     ) -> list[InstanceRecord]:
-        query = sql.LIST
-        params: list[Any] = [after_id if after_id is not None else 0]
-        if status is not None:
-            query += " AND status = ?"
-            params.append(status)
-        if machine is not None:
-            query += " AND machine = ?"
-            params.append(machine)
-        query += " ORDER BY id LIMIT ?"
-        params.append(limit)
+        query, params = list_query(
+            sql.LIST,
+            "?",
+            status=status,
+            machine=machine,
+            key=key,
+            limit=limit,
+            after_id=after_id,
+            before_id=before_id,
+            newest_first=newest_first,
+            key_hint=" INDEXED BY instances_key",  # spec §12.3: a key is the narrowest filter
+        )
 
         def op(c: sqlite3.Connection) -> list[InstanceRecord]:
             return [ops.record(row) for row in c.execute(query, params)]

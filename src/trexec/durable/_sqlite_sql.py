@@ -64,6 +64,13 @@ MIGRATIONS: dict[int, list[str]] = {
             updated_at REAL NOT NULL
         )""",
     ],
+    # spec §12.3: the dashboard's filters, newest first, at any table size: with
+    # these (and instances_status, instances_key) every filter combination of
+    # Store.list is one index range scan in id order that stops after `limit`.
+    2: [
+        "CREATE INDEX IF NOT EXISTS instances_machine ON instances (machine, id)",
+        "CREATE INDEX IF NOT EXISTS instances_machine_status ON instances (machine, status, id)",
+    ],
 }
 
 INSTANCE_COLUMNS = (
@@ -241,4 +248,4 @@ GET_BY_KEY = (
 INBOX = (
     "SELECT id, name, payload, dedup_key, created_at FROM signals WHERE instance_id = ? ORDER BY id"
 )
-LIST = f"SELECT {INSTANCE_COLUMNS} FROM instances WHERE id > ?"
+LIST = f"SELECT {INSTANCE_COLUMNS} FROM instances"  # filters: _store.list_query

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 from .. import _validate
 from ._records import (
@@ -271,9 +272,15 @@ class Store(abc.ABC):
         machine: str | None = None,
         limit: int = 100,
         after_id: int | None = None,
+        key: str | None = None,
+        before_id: int | None = None,
+        newest_first: bool = False,
     ) -> list[InstanceRecord]:
-        """Instances by increasing id (those with ``id > after_id``), filtered by
-        ``status``/``machine`` when given, at most ``limit``."""
+        """Instances by increasing id (decreasing with ``newest_first``), at most
+        ``limit``, filtered by ``status``/``machine``/``key`` (exact match) when
+        given, with ``after_id < id < before_id`` for the bounds given (keyset
+        pagination). Every combination is an index range scan that stops after
+        ``limit`` rows, however large the table (spec §12.3)."""
 
     def subscribe(self, callback: Callable[[], object]) -> Callable[[], None]:
         """Call ``callback()`` (synchronously, in Trio) whenever the store learns
@@ -331,3 +338,42 @@ def prune_selection(
             continue
         chosen += tree
     return chosen
+
+
+def list_query(
+    select: str,
+    mark: str,
+    *,
+    status: str | None,
+    machine: str | None,
+    key: str | None,
+    limit: int,
+    after_id: int | None,
+    before_id: int | None,
+    newest_first: bool,
+    key_hint: str = "",
+) -> tuple[str, list[Any]]:
+    """The SQL and parameters of :meth:`Store.list`: ``select`` is the store's
+    ``SELECT ... FROM instances`` and ``mark`` its placeholder (``?`` or ``%s``).
+    Equalities only, then ``ORDER BY id``: each filter combination matches an
+    index ending in ``id`` (spec §12.3). ``key_hint`` is appended to ``select``
+    when ``key`` is given (SQLite: ``INDEXED BY`` the key index, which its
+    planner, without statistics, would pass over for the status index)."""
+    if key is not None:
+        select += key_hint
+    clauses: list[str] = []
+    params: list[Any] = []
+    for column, value in (("status", status), ("machine", machine), ("key", key)):
+        if value is not None:
+            clauses.append(f"{column} = {mark}")
+            params.append(value)
+    if after_id is not None:
+        clauses.append(f"id > {mark}")
+        params.append(after_id)
+    if before_id is not None:
+        clauses.append(f"id < {mark}")
+        params.append(before_id)
+    where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+    order = "DESC" if newest_first else "ASC"
+    params.append(limit)
+    return f"{select}{where} ORDER BY id {order} LIMIT {mark}", params

@@ -65,6 +65,9 @@ class RunState:
     cancelled_run: int | None = None
     #: Infrastructure errors so far (spec §6.10.4).
     infra_errors: int = 0
+    #: step -> the steps it runs after: the run's graph, for viewers that do not
+    #: import the workflow (the dashboard, spec §12.5). Empty in older runs.
+    after: dict[str, list[str]] = attrs.field(factory=dict)
 
     @property
     def results(self) -> dict[str, Any]:
@@ -107,6 +110,7 @@ def new_run_state(wf: Workflow, run_key: str, input: Any) -> RunState:
         run_key=run_key,
         input=input,
         steps={name: StepRecord() for name in wf.step_names},
+        after={name: list(wf.step(name).after) for name in wf.step_names},
     )
 
 
