@@ -65,6 +65,8 @@ class RunState:
     cancelled_run: int | None = None
     #: Infrastructure errors so far (spec §6.10.4).
     infra_errors: int = 0
+    #: Quiet watchdog wakes since the last report: the next one waits longer (§6.14).
+    watch: int = 0
 
     @property
     def results(self) -> dict[str, Any]:
