@@ -151,7 +151,7 @@ class _StepMachine(Machine):
             try:
                 # NaN/Infinity are not JSON: the store would refuse them (spec §5.1.4).
                 json.dumps(result, allow_nan=False)
-            except (TypeError, ValueError) as exc:  # spec §6.3: a result must be storable as JSON
+            except (TypeError, ValueError, RecursionError) as exc:  # spec §6.3: storable as JSON
                 retryable = False
                 raise StepResultError(
                     f"step {task.step!r} returned {result!r}: expected a JSON-serializable "
