@@ -158,8 +158,11 @@ async def produce(engine: durable.Engine, numbers: range, stats: dict[str, int])
             stats["insert_retries"] += 1
         for n in batch:
             if n % 3 == 1:
-                for _ in range(2):  # the second is dropped by its dedup key
+                await retrying(engine.signal, f"chaos:{n}", "go", None, dedup_key=f"go:{n}")
+                try:  # the same again: dropped by its dedup key
                     await retrying(engine.signal, f"chaos:{n}", "go", None, dedup_key=f"go:{n}")
+                except durable.NoTarget:
+                    stats["late_duplicates"] += 1  # the parent had ended already
             elif n % 3 == 2:
                 await retrying(engine.start_workflow, SAGA, {"n": n, "fail": n % 6 == 5})
         stats["inserted"] = batch.stop - numbers.start
@@ -261,7 +264,9 @@ def worker_usage(schema: str, fleet: Fleet) -> list[str]:
 
 async def harness(args: argparse.Namespace) -> int:
     schema = f"chaos_{uuid.uuid4().hex[:10]}"
-    stats = dict.fromkeys(("inserted", "kills", "cuts", "restarts", "insert_retries"), 0)
+    stats = dict.fromkeys(
+        ("inserted", "kills", "cuts", "restarts", "insert_retries", "late_duplicates"), 0
+    )
     started = time.monotonic()
     fleet = Fleet(schema, args.workers)
     try:
@@ -293,7 +298,8 @@ async def harness(args: argparse.Namespace) -> int:
     print(f"instances: {count} (+ children and workflow steps), workers: {args.workers}"
           f" (their log: {fleet.log})")  # fmt: skip
     print(f"ledger rows: {stats['ledger_rows']}, extra workflow starts (harness"
-          f" retries): {stats['extra_starts']}")  # fmt: skip
+          f" retries): {stats['extra_starts']}, duplicate go signals sent after their"
+          f" parent ended: {stats['late_duplicates']}")  # fmt: skip
     print(f"kills: {stats['kills']}, restarts: {stats['restarts']},"
           f" connection cuts: {stats['cuts']}")  # fmt: skip
     for name, value in violations.items():
