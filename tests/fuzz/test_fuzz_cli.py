@@ -7,8 +7,8 @@ import pathlib
 
 import pytest
 from click.testing import CliRunner
+from fuzz_strategies import odd_text
 from hypothesis import given, strategies as st
-from strategies import odd_text
 
 from trexec._cli import cli
 

@@ -11,11 +11,13 @@ import json
 import pathlib
 from typing import Any
 
+import fuzz_portal
 import pytest
 import trio
+from fuzz_portal import open_engine_in
+from fuzz_strategies import Deep, names, odd_text, payloads, real
 from hypothesis import example, given, strategies as st
 from stores import STORE_KINDS
-from strategies import Deep, names, odd_text, payloads, real
 
 from trexec import TrexecError, durable
 from trexec.workflows import Step, Workflow
@@ -46,8 +48,6 @@ def round_trip(value: Any) -> Any:
 @pytest.fixture(scope="module", params=STORE_KINDS)
 def engine(request: pytest.FixtureRequest, portal: Any, tmp_path_factory: Any) -> Any:
     tmp: pathlib.Path = tmp_path_factory.mktemp("fuzz")
-    from conftest import open_engine_in
-
     opened, close = open_engine_in(portal, request.param, tmp, [Echo], [WORKFLOW])
     yield opened
     close()
@@ -126,10 +126,8 @@ def test_start_workflow_round_trips_its_input_or_is_refused(engine, portal, valu
 
 def test_the_portal_reports_a_hang(portal):
     with pytest.raises(trio.TooSlowError):
-        import conftest
-
-        old, conftest.CALL_TIMEOUT = conftest.CALL_TIMEOUT, 0.05
+        old, fuzz_portal.CALL_TIMEOUT = fuzz_portal.CALL_TIMEOUT, 0.05
         try:
             portal.call(trio.sleep_forever)
         finally:
-            conftest.CALL_TIMEOUT = old
+            fuzz_portal.CALL_TIMEOUT = old

@@ -13,8 +13,8 @@ from typing import Any
 import attrs
 import pytest
 import trio
+from fuzz_strategies import Deep, names, odd_text, payloads, real
 from hypothesis import example, given, strategies as st
-from strategies import Deep, names, odd_text, payloads, real
 
 import trexec
 from trexec import TrexecError, durable, workflows

@@ -70,7 +70,7 @@ class Registry:
 
 
 def _as_json(codec: Codec, text: str | None) -> Any:
-    # get/wait/ls must show a poisoned row, not fail on it (spec §5.1.4).
+    # get/wait/ls must show a poisoned row, not fail on it (spec §5.1.5).
     try:
         return codec.loads(text)
     except ValueError:  # JSONDecodeError, or nested too deeply
@@ -129,7 +129,7 @@ class StepRunner:
             try:
                 signals = tuple(Signal(s.id, s.name, codec.loads(s.payload)) for s in job.inbox)
             except ValueError as exc:
-                # Poison data (spec §5.1.4): handle gets it once, never a crashed worker.
+                # Poison data (spec §5.1.5): handle gets it once, never a crashed worker.
                 error = ValueError(f"a signal payload in the inbox cannot be decoded: {exc}")
             awaits = job.awaits
             awaited = tuple(s for s in signals if s.name in awaits)
