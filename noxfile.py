@@ -21,6 +21,24 @@ def tests(session: nox.Session) -> None:
 
 
 @nox.session
+def fuzz(session: nox.Session) -> None:
+    """The fuzz suite (tests/fuzz) with the long Hypothesis profile (issue 20)."""
+    session.install("-e", ".[test]")
+    env = {"TREXEC_FUZZ_PROFILE": "fuzz-long"}
+    session.run("pytest", "tests/fuzz", "-p", "no:cacheprovider", *session.posargs, env=env)
+
+
+@nox.session
+def chaos(session: nox.Session) -> None:
+    """Chaos at scale on PostgreSQL (bench/chaos.py; not a default session):
+    10,000 instances, 4 workers killed at random, a server restart, cut
+    connections. ``nox -s chaos -- --instances 2000`` for a smaller run,
+    ``nox -s chaos -- --soak 3600`` for the soak variant."""
+    session.install("-e", ".[postgres]")
+    session.run("python", str(ROOT / "bench" / "chaos.py"), *session.posargs)
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
     """ruff check and ruff format --check."""
     session.install("ruff==0.17.6")  # pinned: new releases reformat

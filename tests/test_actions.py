@@ -774,3 +774,33 @@ async def test_compensation_sees_the_attempt_count(autojump_clock):
 
 def test_action_repr_names_the_class_and_action():
     assert repr(Charge()) == "<Charge action 'charge'>"
+
+
+async def test_no_compensation_when_the_action_turns_an_outer_cancel_into_an_error(
+    autojump_clock,
+):
+    """spec §1.6/§1.7: the enclosing scope was cancelled; the action catching its
+    Cancelled and raising an error instead is still a cancellation: not compensated,
+    the handle records ActionCancelled (the error as its cause), Cancelled propagates."""
+    undone = []
+
+    class Converts(trexec.Action):
+        name = "converts"
+
+        async def run(self, params, context):
+            try:
+                await trio.sleep(10)
+            except trio.Cancelled:
+                raise RuntimeError("converted the cancel") from None
+
+        async def compensate(self, error, params, context):
+            undone.append(error)
+
+    async with trio.open_nursery() as nursery:
+        handle = trexec.start_action(nursery, Converts())
+        await trio.sleep(1)
+        nursery.cancel_scope.cancel()
+    assert undone == []
+    with pytest.raises(trexec.ActionCancelled, match="cancelled from outside") as info:
+        await handle.wait()
+    assert isinstance(info.value.__cause__, RuntimeError)

@@ -112,7 +112,8 @@ def convert_params(instance: Action | None, params: object) -> Any:
         params = {}
     elif not isinstance(params, Mapping):
         raise InvalidParams(
-            f"params={params!r}: expected a mapping or a {params_type.__name__} instance"
+            f"params={_validate.shown(params)}: expected a mapping or a "
+            f"{params_type.__name__} instance"
         )
     try:
         return instance.converter.structure(params, params_type)  # type: ignore[union-attr]
@@ -123,6 +124,10 @@ def convert_params(instance: Action | None, params: object) -> Any:
         ) from exc
     except (TypeError, ValueError) as exc:  # raised by Params.__init__ itself
         raise InvalidParams(f"invalid params for action {action_name(instance)!r}: {exc}") from exc
+    except RecursionError:  # a value nested too deeply for cattrs (or its repr)
+        raise InvalidParams(
+            f"invalid params for action {action_name(instance)!r}: nested too deeply"
+        ) from None
 
 
 def _describe(exc: BaseException, type_: Any) -> str:

@@ -259,6 +259,13 @@ class ActionHandle(Completion, Generic[T]):
             elif escaped is not None:
                 error = self._failed(escaped)
             assert error is not None  # the loop only breaks with an error
+            try:
+                # spec §1.6: an enclosing scope was cancelled and the action turned its
+                # Cancelled into an error: a cancellation, never compensated (§1.7).
+                await trio.lowlevel.checkpoint_if_cancelled()
+            except trio.Cancelled as cancelled:
+                self._set_error(self._cancelled(cancelled, cause=error.__cause__), started)
+                raise
             error.attempts = self._attempts
             if self._compensate is not None:  # spec §1.7: once, after the last failure
                 error.compensation = await self._compensation(error)

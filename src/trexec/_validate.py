@@ -15,7 +15,23 @@ from ._exceptions import InvalidArgument
 
 
 def fail(name: str, value: object, expected: str) -> NoReturn:
-    raise InvalidArgument(f"{name}={value!r}: expected {expected}")
+    raise InvalidArgument(f"{name}={shown(value)}: expected {expected}")
+
+
+#: An error message shows at most this much of a bad value's repr.
+SHOWN_MAX = 300
+
+
+def shown(value: object) -> str:
+    """``repr(value)`` for an error message: cut after SHOWN_MAX characters, and
+    never an error itself (a value nested too deeply, a broken ``__repr__``)."""
+    try:
+        text = repr(value)
+    except Exception:  # RecursionError included
+        return f"<a {type(value).__name__} that cannot be shown>"
+    if len(text) > SHOWN_MAX:
+        return f"{text[:SHOWN_MAX]}... ({len(text)} characters)"
+    return text
 
 
 def seconds(name: str, value: object, *, allow_none: bool = False, allow_zero: bool = True) -> Any:

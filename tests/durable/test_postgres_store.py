@@ -323,6 +323,8 @@ async def test_calls_survive_the_server_killing_every_connection() -> None:
 async def test_a_mock_clock_drives_the_database_clock() -> None:
     clock = trio.testing.MockClock()
     async with fresh_store(clock=lambda: clock.current_time()) as store:
+        # Nothing due is None, never 0 (due now): an idle picker would spin.
+        assert await store.next_due(M) is None
         await store.insert([item(scheduled_in=100.0)])
         due = await store.next_due(M)
         assert due == 100.0
@@ -339,6 +341,57 @@ class _Once(durable.Machine):
 
     async def step(self, step: str, ctx: durable.Context) -> durable.Outcome:
         return durable.Done(step)
+
+
+class _TwoSteps(durable.Machine):
+    """``one`` waits for ``gate`` (opened while its engine shuts down), then ``two``."""
+
+    name = "pg_two_steps"
+    entered: trio.Event
+    gate: trio.Event
+
+    async def step(self, step: str, ctx: durable.Context) -> durable.Outcome:
+        if step == "start":
+            type(self).entered.set()
+            await type(self).gate.wait()
+            return durable.Next("two", None)
+        print("TWO by", id(ctx.engine), trio.current_time())
+        return durable.Done(step)
+
+
+async def test_a_next_committed_during_shutdown_wakes_an_idle_engine_elsewhere() -> None:
+    """spec §8.5.2: an engine shutting down claims nothing more, so its last
+    ``Next`` notifies; the other engine never polls (an hour)."""
+    _TwoSteps.entered, _TwoSteps.gate = trio.Event(), trio.Event()
+    async with (
+        fresh_store() as store_a,
+        PostgresStore.open(URL, schema=store_a.schema) as store_b,
+        trio.open_nursery() as nursery,
+    ):
+        async with durable.open_engine(store_a, [_TwoSteps], poll_interval=0.02) as a:
+            id_ = await a.insert(_TwoSteps, None)
+            await _TwoSteps.entered.wait()
+            scope, b = await nursery.start(_serve, store_b)
+            print("A", id(a), "B", id(b), trio.current_time())
+
+            async def open_gate() -> None:
+                await trio.sleep(0.1)  # real time: the engine is in its shutdown grace
+                _TwoSteps.gate.set()
+
+            nursery.start_soon(open_gate)
+        with trio.fail_after(30):
+            while (await b.get(id_)).status != "done":
+                await trio.sleep(0.01)
+        assert (await b.get(id_)).result == "two"
+        scope.cancel()
+
+
+async def _serve(store: PostgresStore, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+    with trio.CancelScope() as scope:
+        async with durable.open_engine(store, [_TwoSteps], poll_interval=3600.0) as engine:
+            await trio.testing.wait_all_tasks_blocked()
+            task_status.started((scope, engine))
+            await trio.sleep_forever()
 
 
 async def test_notify_wakes_an_idle_engine_on_another_connection() -> None:

@@ -83,3 +83,27 @@ async def test_a_recorder_follows_a_failed_durable_run_like_an_in_process_one(st
         ("run_failed", None),
     ]
     assert events[-1].terminal
+
+
+async def test_run_started_precedes_the_first_step_started_whoever_runs_first(store, wf_events):
+    """spec §6.12.3: an engine that runs only the step machine picks the entry step
+    before any engine ran the run's first step: the step waits for the run."""
+    from trexec.workflows._step_machine import step_machine
+
+    wf = make(fail_b=False)
+    async with (
+        durable.open_engine(store, [step_machine(wf)], **FAST) as steps_only,
+        durable.open_engine(store, workers=0, workflows=[wf], **FAST) as producer,
+    ):
+        run_id = await producer.start_workflow(wf, None)
+        key = (await producer.get(run_id)).state.run_key
+        with trio.fail_after(10):  # the entry step was claimed and put back
+            while (await producer.get(f"{key}/a")).attempt < 3:
+                await trio.sleep(0.01)
+        assert wf_events == []
+        async with durable.open_engine(store, workflows=[wf], **FAST) as engine:
+            run = await engine.wait(run_id, timeout=10)
+        assert steps_only is not None
+    assert run.status == "done"
+    kinds = [name[2:] for name, _, meta in wf_events]
+    assert kinds[:2] == [("run", "started"), ("step", "started")]

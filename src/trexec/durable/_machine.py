@@ -142,10 +142,17 @@ class Codec:
             raise TypeError(f"state={value!r}: expected an instance of {expected.__qualname__}")
         if value is None:
             return "null"
-        return self._encode(self.converter.unstructure(value))
+        try:
+            return self._encode(self.converter.unstructure(value))
+        except RecursionError:
+            # Not a crash: a value nested too deeply is one that cannot be stored.
+            raise ValueError("the value is nested too deeply to store as JSON") from None
 
     def loads(self, text: str | None, expected: type[Any] | None = None) -> Any:
         if text is None:
             return None
-        data = None if text == "null" else json.loads(text)
-        return data if expected is None else self.converter.structure(data, expected)
+        try:
+            data = None if text == "null" else json.loads(text)
+            return data if expected is None else self.converter.structure(data, expected)
+        except RecursionError:
+            raise ValueError("the stored JSON is nested too deeply to load") from None

@@ -48,6 +48,10 @@ async def open_store(url: str, **options: Any) -> AsyncIterator[Store]:
     """
     if not isinstance(url, str):
         _validate.fail("url", url, 'a store URL such as "sqlite:///trexec.db"')
+    try:
+        url.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: no path or connection string holds it
+        _validate.fail("url", url, "a store URL in UTF-8 text")
     scheme = url.split(":", 1)[0].lower()
     if scheme == "sqlite" and url.startswith("sqlite:///") and len(url) > len("sqlite:///"):
         from ._sqlite import open_sqlite_store

@@ -376,7 +376,13 @@ class PostgresStore(Store):
         connection drops while ``COMMIT`` is in flight, the rows that claim took
         are not handed out and come back through the reaper."""
         if not machines or limit <= 0:
-            return await self.complete(commits), Claim(())
+            # spec §8.5.2: this engine claims nothing now (shutting down, or full):
+            # its next/retry commits notify, or idle engines elsewhere would wait
+            # for their poll.
+            only = functools.partial(
+                ops.complete, commits=commits, notify=self._notify, unclaimed=True
+            )
+            return (await self._run(only, retry="always") if commits else []), Claim(())
         claim = ops.claim_op(machines, limit, lease, rate_limits)
 
         def op(c: Conn) -> tuple[list[CommitStatus], Claim]:

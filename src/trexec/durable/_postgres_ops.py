@@ -216,14 +216,26 @@ def apply_rate_limits(
 
 
 def complete(
-    c: Conn, commits: Sequence[Commit], notify: Callable[[Conn], None]
+    c: Conn,
+    commits: Sequence[Commit],
+    notify: Callable[[Conn], None],
+    *,
+    unclaimed: bool = False,
 ) -> list[CommitStatus]:
-    """The transaction body of ``Store.complete`` (spec §5.4, §8.8)."""
+    """The transaction body of ``Store.complete`` (spec §5.4, §8.8).
+
+    ``unclaimed``: the committing engine claims nothing in this transaction (it
+    is shutting down, or full), so ``next``/``retry`` commits notify too (§8.5.2).
+    """
     batch = CompleteBatch(c)
     batch.lock(commits)
     statuses = [batch.add(commit) for commit in commits]
     batch.flush()
-    if batch.wakes:
+    progressed = unclaimed and any(
+        commit.kind in ("next", "retry") and status == "applied"
+        for commit, status in zip(commits, statuses, strict=True)
+    )
+    if batch.wakes or progressed:
         notify(c)
     return statuses
 

@@ -222,7 +222,10 @@ THROTTLE_ROWS = (
 )
 
 NEXT_DUE = (  # the earliest run_at of each machine: one index probe each
-    f"SELECT greatest(0, {epoch('min(r.run_at) - ' + NOW)})"
+    # greatest() ignores NULL: without the CASE "nothing due" would read as "due
+    # now" and an idle picker would spin on claim + next_due.
+    "SELECT CASE WHEN min(r.run_at) IS NULL THEN NULL"
+    f" ELSE greatest(0, {epoch('min(r.run_at) - ' + NOW)}) END"
     " FROM unnest(%s::text[], %s::int[]) AS m(machine, version),"
     " LATERAL (SELECT run_at FROM trexec_instances WHERE machine = m.machine"
     " AND version = m.version AND status IN ('scheduled', 'awaiting')"

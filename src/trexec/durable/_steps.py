@@ -69,13 +69,22 @@ class Registry:
         return None if cls is None else cls.State
 
 
+def _as_json(codec: Codec, text: str | None) -> Any:
+    # get/wait/ls must show a poisoned row, not fail on it (spec §5.1.5).
+    try:
+        return codec.loads(text)
+    except ValueError:  # JSONDecodeError, or nested too deeply
+        return text
+
+
 def to_instance(codec: Codec, registry: Registry, record: InstanceRecord) -> Instance:
-    """The public view of a stored row; an undecodable state is left as JSON."""
+    """The public view of a stored row; a state its class cannot load is left as
+    JSON, and a state or result that is not even JSON (poison data) as its text."""
     state_cls = registry.state_class(record.machine, record.version)
     try:
         state = codec.loads(record.state, state_cls)
     except Exception:
-        state = codec.loads(record.state)
+        state = _as_json(codec, record.state)
     return Instance(
         id=record.id,
         machine=record.machine,
@@ -83,7 +92,7 @@ def to_instance(codec: Codec, registry: Registry, record: InstanceRecord) -> Ins
         step=record.step,
         status=record.status,
         state=state,
-        result=codec.loads(record.result),
+        result=_as_json(codec, record.result),
         error=record.error,
         attempt=record.attempt,
         key=record.key,
@@ -115,17 +124,21 @@ class StepRunner:
         signals: tuple[Signal, ...] = ()
         awaited: tuple[Signal, ...] = ()
         children: tuple[Instance, ...] = ()
+        error: Exception | None = None
         if job.inbox:
-            signals = tuple(Signal(s.id, s.name, codec.loads(s.payload)) for s in job.inbox)
+            try:
+                signals = tuple(Signal(s.id, s.name, codec.loads(s.payload)) for s in job.inbox)
+            except ValueError as exc:
+                # Poison data (spec §5.1.5): handle gets it once, never a crashed worker.
+                error = ValueError(f"a signal payload in the inbox cannot be decoded: {exc}")
             awaits = job.awaits
             awaited = tuple(s for s in signals if s.name in awaits)
         if job.children:
             children = tuple(to_instance(codec, self.registry, r) for r in job.children)
-        error: Exception | None = None
         try:
             state = codec.loads(job.state, self.registry.state_class(job.machine, job.version))
         except Exception as exc:
-            state, error = None, exc
+            state, error = None, error or exc
         ctx = Context(
             id=job.id,
             machine=job.machine,

@@ -69,6 +69,8 @@ def check_json(name: str, value: object) -> None:
     """Raise InvalidArgument unless ``value`` can be stored as JSON."""
     try:
         json.dumps(value, allow_nan=False)  # spec §5.1.4: NaN cannot be stored
+    except RecursionError:
+        _validate.fail(name, "<a value nested too deeply>", "a JSON-serializable value")
     except (TypeError, ValueError) as exc:
         _validate.fail(name, value, f"a JSON-serializable value ({exc})")
 

@@ -53,6 +53,7 @@ from ._state import (
     start_compensation,
 )
 from ._step_machine import infra_retry, new_compensation, step_machine
+from ._watchdog import lost_reports, watch_delay
 
 logger = logging.getLogger("trexec.workflows")
 _converter = cattrs.Converter()
@@ -76,12 +77,16 @@ class _RunMachine(Machine):
         state: RunState = ctx.state
         if step == "start":
             await self._emit(ctx, "run_started", data=state.input)
-            return Await(AWAITS, "plan", state)
+            return _park(state)
         if step == "park":
-            return Await(AWAITS, "plan", state)
+            return _park(state)
         if step == "plan":
             for signal in ctx.awaited:
                 self._receive(state, signal.name, signal.payload, ctx.id)
+            if ctx.awaited:
+                state.watch = 0
+            else:  # the watchdog's timeout (spec §6.14)
+                await self._watch(state, ctx)
             return await self._advance(state, ctx, consumed=bool(ctx.awaited))
         if step == "finish":
             return await self._finish(state, ctx)
@@ -127,7 +132,7 @@ class _RunMachine(Machine):
             mark_dispatched(state, decision.steps)
             return Next("park", state)
         if decision.kind == "wait":
-            return Next("park", state) if consumed else Await(AWAITS, "plan", state)
+            return Next("park", state) if consumed else _park(state)
         if decision.kind == "complete":
             state.phase = "done"
             # Commit the final step table first: Done keeps the last committed state.
@@ -147,6 +152,16 @@ class _RunMachine(Machine):
         # "finish": compensations are over; commit the final table, then end.
         end(state)
         return Next("finish", state)
+
+    async def _watch(self, state: RunState, ctx: Context) -> None:
+        # spec §6.14: a step instance that ended without reporting fails its step.
+        lost = await lost_reports(ctx.engine, state)
+        for report in lost:
+            if apply_report(state, report) and report.outcome == "failed":
+                logger.warning("run %s: step %r %s", ctx.id, report.step, report.error)
+                error = f"{report.error_type}: {report.error}"
+                await self._emit(ctx, "step_failed", step=report.step, data=error, state=state)
+        state.watch = 0 if lost else state.watch + 1
 
     async def _finish(self, state: RunState, ctx: Context) -> Outcome:
         if state.phase == "done":
@@ -222,6 +237,11 @@ class _RunMachine(Machine):
     ) -> None:
         run_id = ctx.id if state is None or state.cancelled_run is None else state.cancelled_run
         await emit(ctx.engine, WorkflowEvent(run_id, self.workflow.name, kind, step, None, data))
+
+
+def _park(state: RunState) -> Await:
+    # Await the next report; the timeout is the watchdog's (spec §6.14).
+    return Await(AWAITS, "plan", state, timeout=watch_delay(state))
 
 
 async def _dispatched(engine: Any, state: RunState, step: str) -> bool:

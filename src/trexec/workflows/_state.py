@@ -68,6 +68,8 @@ class RunState:
     #: step -> the steps it runs after: the run's graph, for viewers that do not
     #: import the workflow (the dashboard, spec §12.5). Empty in older runs.
     after: dict[str, list[str]] = attrs.field(factory=dict)
+    #: Quiet watchdog wakes since the last report: the next one waits longer (§6.14).
+    watch: int = 0
 
     @property
     def results(self) -> dict[str, Any]:

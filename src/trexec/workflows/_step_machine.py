@@ -124,6 +124,10 @@ class _StepMachine(Machine):
                 status = "gone" if run is None else run.status
                 return Stop(f"skipped: run {task.run_key!r} is {status}")
             task.run_id = run.id
+            if run.step == "start":
+                # spec §6.12.3: the run publishes run_started in its first step, and
+                # every step_started comes after it: wait for the run to get there.
+                return Retry(task, min(0.005 * 2 ** min(ctx.attempt, 10), 0.5))
             if as_run_state(run.state).phase != "running":
                 # spec §6.8: a failing or cancelling run dispatches nothing new; a
                 # step dispatched just before is skipped, and says so to its run.
@@ -147,7 +151,7 @@ class _StepMachine(Machine):
             try:
                 # NaN/Infinity are not JSON: the store would refuse them (spec §5.1.4).
                 json.dumps(result, allow_nan=False)
-            except (TypeError, ValueError) as exc:  # spec §6.3: a result must be storable as JSON
+            except (TypeError, ValueError, RecursionError) as exc:  # spec §6.3: storable as JSON
                 retryable = False
                 raise StepResultError(
                     f"step {task.step!r} returned {result!r}: expected a JSON-serializable "

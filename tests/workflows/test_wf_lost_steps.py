@@ -1,0 +1,144 @@
+"""A step instance that ends without reporting fails its step (spec §6.14).
+
+Cancelled by hand while the run runs or while it is failing, or stopped by the
+engine (a commit the database refuses, spec §5.5.9): the run fails for good,
+compensates what completed and names the step and how its instance ended.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+import psycopg
+import pytest
+import trio
+from stores import PG_URL
+
+from trexec import durable
+from trexec.workflows import Step, Workflow, _watchdog
+
+FAST = {"poll_interval": 0.02}
+
+
+@pytest.fixture(autouse=True)
+def quick_watchdog(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Real time (spec §5.12): a short watchdog keeps these tests quick.
+    monkeypatch.setattr(_watchdog, "WATCH_MIN", 0.05)
+    monkeypatch.setattr(_watchdog, "WATCH_MAX", 0.2)
+
+
+def saga(log: list[str], gate: trio.Event, entered: trio.Event, *, fail: bool) -> Workflow:
+    async def first(ctx):
+        log.append("first")
+        return 1
+
+    async def slow(ctx):
+        entered.set()
+        with trio.move_on_after(10):
+            await gate.wait()
+        return 2
+
+    async def bad(ctx):
+        await entered.wait()
+        raise ValueError("bad input")
+
+    async def undo(ctx):
+        log.append(f"undo first: {ctx.error}")
+
+    steps = [
+        Step("first", first, compensate=undo),
+        Step("slow", slow, after=["first"]),
+    ]
+    if fail:
+        steps.append(Step("bad", bad, after=["first"]))
+    return Workflow("lost", steps)
+
+
+async def test_a_step_cancelled_by_hand_while_running_fails_the_run(store, wf_events):
+    log: list[str] = []
+    gate, entered = trio.Event(), trio.Event()
+    wf = saga(log, gate, entered, fail=False)
+    async with durable.open_engine(store, workflows=[wf], **FAST) as engine:
+        run_id = await engine.start_workflow(wf, None)
+        key = (await engine.get(run_id)).state.run_key
+        await entered.wait()
+        slow = await engine.get(f"{key}/slow")
+        await engine.cancel(f"{key}/slow")
+        run = await engine.wait(run_id, timeout=10)
+        gate.set()
+    error = f"step 'slow' failed: StepLost: its step instance {slow.id} was cancelled"
+    assert run.status == "stopped"
+    assert run.error.startswith(error)
+    assert log == ["first", f"undo first: {error} (it never reported)"]
+    failed = [meta["step"] for name, _, meta in wf_events if name[2:] == ("step", "failed")]
+    assert failed == ["slow"]
+
+
+async def test_a_step_cancelled_while_the_run_is_failing_ends_the_run(store):
+    log: list[str] = []
+    gate, entered = trio.Event(), trio.Event()
+    wf = saga(log, gate, entered, fail=True)
+    async with durable.open_engine(store, workflows=[wf], **FAST) as engine:
+        run_id = await engine.start_workflow(wf, None)
+        key = (await engine.get(run_id)).state.run_key
+        await entered.wait()
+        # "bad" fails for good: the run is failing, waiting for "slow" to report.
+        with trio.fail_after(10):
+            while (await engine.get(run_id)).state.phase != "failing":
+                await trio.sleep(0.01)
+        await engine.cancel(f"{key}/slow")
+        run = await engine.wait(run_id, timeout=10)
+        gate.set()
+    assert run.status == "stopped"
+    assert run.error == "step 'bad' failed: ValueError: bad input"
+    assert run.state.steps["slow"].status == "failed"
+    assert "was cancelled" in run.state.steps["slow"].error
+    assert log == ["first", f"undo first: {run.error}"]
+
+
+def refuse_marker(store) -> None:
+    """A rule of the application's own that the database enforces: no state may
+    hold the text 'forbidden-value' (spec §5.5.9)."""
+    if getattr(store, "schema", None):
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            conn.execute(
+                f'ALTER TABLE "{store.schema}".trexec_instances'
+                " ADD CONSTRAINT app_rule CHECK (state NOT LIKE '%forbidden-value%')"
+            )
+        return
+    conn = sqlite3.connect(store.url.removeprefix("sqlite:///").split("?")[0])
+    with conn:
+        conn.execute(
+            "CREATE TRIGGER app_rule BEFORE UPDATE OF state ON instances"
+            " WHEN NEW.state LIKE '%forbidden-value%' BEGIN SELECT RAISE(ABORT, 'app rule'); END"
+        )
+    conn.close()
+
+
+async def test_a_step_the_engine_stops_fails_the_run_naming_the_reason(store):
+    log: list[str] = []
+
+    async def first(ctx):
+        log.append("first")
+        return 1
+
+    async def refused(ctx):
+        return "forbidden-value"  # its commit is refused: the engine stops the instance
+
+    async def undo(ctx):
+        log.append("undo first")
+
+    wf = Workflow(
+        "refused",
+        [Step("first", first, compensate=undo), Step("second", refused, after=["first"])],
+    )
+    refuse_marker(store)
+    async with durable.open_engine(store, workflows=[wf], **FAST) as engine:
+        run_id = await engine.start_workflow(wf, None)
+        run = await engine.wait(run_id, timeout=10)
+        second = await engine.get(f"{run.state.run_key}/second")
+    assert second.status == "stopped"
+    assert run.status == "stopped"
+    expected = f"step 'second' failed: StepLost: its step instance {second.id} was stopped: "
+    assert run.error.startswith(expected)
+    assert log == ["first", "undo first"]
