@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 import trio
 
-import conftest as shared
-from conftest import CHECKOUT, dashboard, engine_on
+import dashboard_support as shared
+from dashboard_support import CHECKOUT, dashboard, engine_on
 from trexec import durable
 
 CHROMEDRIVER = "/usr/bin/chromedriver"

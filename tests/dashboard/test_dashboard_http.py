@@ -12,7 +12,7 @@ import trio
 from click.testing import CliRunner
 from stores import PG_URL
 
-from conftest import CHECKOUT, Note, Other, Waiter, dashboard, engine_on, insert_parked
+from dashboard_support import CHECKOUT, Note, Other, Waiter, dashboard, engine_on, insert_parked
 from trexec import InvalidArgument, durable
 from trexec._cli import cli
 from trexec.dashboard import serve

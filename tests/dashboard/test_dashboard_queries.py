@@ -7,7 +7,7 @@ import sqlite3
 
 import pytest
 
-from conftest import Note, Other, Waiter, engine_on
+from dashboard_support import Note, Other, Waiter, engine_on
 from trexec import InvalidArgument, durable
 from trexec.dashboard._graph import step_graph
 from trexec.dashboard._queries import Filters, parse_filters

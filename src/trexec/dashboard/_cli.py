@@ -8,7 +8,7 @@ from typing import Any
 import click
 import trio
 
-from ..durable._cli import DEFAULT_STORE, _run
+from ..durable._cli import DEFAULT_STORE, run
 
 __all__ = ["dashboard"]
 
@@ -62,4 +62,4 @@ def dashboard(store_url: str, host: str, port: int, allow_write: bool, debug: bo
         )
         click.echo("dashboard stopped")
 
-    _run(debug, main)
+    run(debug, main)
