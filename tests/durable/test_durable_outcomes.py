@@ -292,10 +292,8 @@ class Poisoned(durable.Machine):
 
 def refuse_poison(store) -> None:
     """A constraint the database enforces on its own: no state may say 'poison'."""
-    import sqlite3
-
     import psycopg
-    from stores import PG_URL
+    from stores import PG_URL, raw_connection
 
     if getattr(store, "schema", None):
         with psycopg.connect(PG_URL, autocommit=True) as conn:
@@ -304,13 +302,11 @@ def refuse_poison(store) -> None:
                 " ADD CONSTRAINT no_poison CHECK (state NOT LIKE '%poison%')"
             )
         return
-    conn = sqlite3.connect(store.url.removeprefix("sqlite:///").split("?")[0])
-    with conn:
+    with raw_connection(store) as conn:
         conn.execute(
             "CREATE TRIGGER no_poison BEFORE UPDATE OF state ON instances"
             " WHEN NEW.state LIKE '%poison%' BEGIN SELECT RAISE(ABORT, 'no poison'); END"
         )
-    conn.close()
 
 
 async def test_an_outcome_the_database_refuses_stops_its_instance_not_the_engine(store, events):

@@ -12,7 +12,6 @@ from __future__ import annotations
 import itertools
 import json
 import re
-import sqlite3
 
 import psycopg
 import pytest
@@ -20,7 +19,7 @@ import trio
 import trio.testing
 from click.testing import CliRunner
 from machines import Counter, CountTo3
-from stores import PG_URL, STORE_KINDS, open_test_store
+from stores import PG_URL, STORE_KINDS, open_test_store, raw_connection
 
 from conftest import FAST
 from trexec import InvalidArgument, durable
@@ -116,7 +115,7 @@ def _raw_rows(store, table, ids):
     """How many rows of ``table`` (signals, signal_dedup) belong to ``ids``."""
     if isinstance(store, SqliteStore):
         sql_ids = "SELECT value FROM json_each(?)"
-        with sqlite3.connect(store.path) as conn:
+        with raw_connection(store) as conn:
             query = f"SELECT count(*) FROM {table} WHERE instance_id IN ({sql_ids})"
             return conn.execute(query, (json.dumps(ids),)).fetchone()[0]
     with psycopg.connect(PG_URL) as conn:
@@ -128,7 +127,7 @@ def _raw_signal(store, id_):
     """A signal row for ``id_`` written behind the store's back (a finished
     instance's inbox is empty through the API)."""
     if isinstance(store, SqliteStore):
-        with sqlite3.connect(store.path) as conn:
+        with raw_connection(store) as conn:
             conn.execute(
                 "INSERT INTO signals (instance_id, name, payload, created_at)"
                 " VALUES (?, 'late', 'null', 0)",
