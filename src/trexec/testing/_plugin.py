@@ -4,7 +4,6 @@ project that does not ask for it sees no change."""
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -17,11 +16,35 @@ async def trexec_engine_factory() -> AsyncIterator[Callable[..., Awaitable[Any]]
     ``testing.open_test_engine(machines, **kwargs)`` and returns the engine; every
     engine it opened is closed after the test, last first. Needs pytest-trio
     (an async test); take ``autojump_clock`` too for virtual time."""
+    import trio
+
     from trexec import testing
 
-    async with contextlib.AsyncExitStack() as stack:
+    # Each engine's block runs in a task of this fixture (pytest-trio runs a
+    # fixture in its own task), not in the test's: its nursery must be entered
+    # and left by the same task.
+    async def hold(
+        machines: Any,
+        kwargs: dict[str, Any],
+        stop: trio.Event,
+        task_status: trio.TaskStatus[testing.TestEngine] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        async with testing.open_test_engine(machines, **kwargs) as engine:
+            task_status.started(engine)
+            await stop.wait()
+
+    stops: list[trio.Event] = []
+    async with trio.open_nursery() as nursery:
 
         async def factory(machines: Any = (), **kwargs: Any) -> testing.TestEngine:
-            return await stack.enter_async_context(testing.open_test_engine(machines, **kwargs))
+            stop = trio.Event()
+            engine: testing.TestEngine = await nursery.start(hold, machines, kwargs, stop)
+            stops.append(stop)
+            return engine
 
-        yield factory
+        try:
+            yield factory
+        finally:
+            for stop in reversed(stops):
+                stop.set()
+                await trio.lowlevel.checkpoint()

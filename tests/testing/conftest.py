@@ -1,0 +1,18 @@
+"""``trexec.testing`` tests: the durable telemetry recorder."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from trexec import telemetry
+
+
+@pytest.fixture
+def events() -> Iterator[list[tuple[tuple[str, ...], dict, dict]]]:
+    """Every durable telemetry event emitted during the test, in order."""
+    seen: list[tuple[tuple[str, ...], dict, dict]] = []
+    detach = telemetry.attach(lambda *event: seen.append(event), prefix=("trexec", "durable"))
+    yield seen
+    detach()
