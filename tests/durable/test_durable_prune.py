@@ -19,7 +19,7 @@ import trio
 import trio.testing
 from click.testing import CliRunner
 from machines import Counter, CountTo3
-from stores import PG_URL, STORE_KINDS, open_test_store, raw_connection
+from stores import PG_URL, open_test_store, raw_connection
 
 from conftest import FAST
 from trexec import InvalidArgument, durable
@@ -35,9 +35,10 @@ def clock():
     return trio.testing.MockClock()
 
 
-@pytest.fixture(params=STORE_KINDS)
+@pytest.fixture
 async def store(request, tmp_path, clock):
-    """The durable suite's store, on a clock the test moves (shadows conftest's)."""
+    """The durable suite's store, on a clock the test moves (shadows conftest's;
+    parametrized over every kind by conftest's ``pytest_generate_tests``)."""
     async with open_test_store(request.param, tmp_path, clock=clock.current_time) as opened:
         await opened.migrate()
         yield opened

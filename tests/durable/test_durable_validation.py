@@ -149,7 +149,7 @@ async def test_the_engine_is_unusable_after_its_block(store):
         await engine.insert(CountTo3, Counter())
 
 
-async def test_wait_times_out_with_too_slow_error(store):
+async def test_wait_times_out_with_too_slow_error(store, autojump_clock):
     import trio
 
     async with durable.open_engine(store, [CountTo3], workers=0, **FAST) as engine:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from typing import ClassVar
 
 import pytest
 import trio
@@ -16,7 +17,7 @@ class Payment(durable.Machine):
     """charge (side effect recorded) -> a day-long await of "settled" -> done."""
 
     name = "payment"
-    charges: list[tuple[int, int]] = []
+    charges: ClassVar[list[tuple[int, int]]] = []
 
     async def step(self, step, ctx):
         if step == "start":
@@ -103,15 +104,15 @@ async def test_a_workflow_backoff_of_hours_passes_in_virtual_time(autojump_clock
 
 
 async def test_engines_share_one_test_store(autojump_clock):
-    async with testing.open_test_store() as store:
-        async with (
-            testing.open_test_engine(store=store, workers=0) as client,
-            testing.open_test_engine([Payment], store=store, seed=1) as worker,
-        ):
-            iid = await client.insert(Payment, {})
-            inst = await worker.wait(iid)
-            assert inst.status == "done"
-            assert (await client.get(iid)).status == "done"
+    async with (
+        testing.open_test_store() as store,
+        testing.open_test_engine(store=store, workers=0) as client,
+        testing.open_test_engine([Payment], store=store, seed=1) as worker,
+    ):
+        iid = await client.insert(Payment, {})
+        inst = await worker.wait(iid)
+        assert inst.status == "done"
+        assert (await client.get(iid)).status == "done"
 
 
 async def program(seed: int) -> list[tuple[int, str, int]]:
@@ -206,7 +207,7 @@ async def test_bad_arguments_are_invalid_argument(kwargs, match):
 
 async def test_a_real_store_is_not_a_test_store(tmp_path):
     async with durable.open_store(f"sqlite:///{tmp_path}/x.db") as real:
-        with pytest.raises(InvalidArgument, match="store=.*open_test_store"):
+        with pytest.raises(InvalidArgument, match=r"store=.*open_test_store"):
             async with testing.open_test_engine(store=real):
                 pass
 
@@ -214,10 +215,8 @@ async def test_a_real_store_is_not_a_test_store(tmp_path):
 def test_the_fault_proxy_overrides_every_store_method():
     # A method added to Store later must be delegated too, or the proxy would
     # silently run Store's abstract stub.
-    for name, member in inspect.getmembers(Store, inspect.isfunction):
-        if name.startswith("__") and name != "__init__":
-            continue
-        if name == "__init__":
+    for name, _ in inspect.getmembers(Store, inspect.isfunction):
+        if name.startswith("__"):
             continue
         assert name in FaultyStore.__dict__, f"FaultyStore does not delegate {name}"
 
