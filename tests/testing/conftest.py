@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import pathlib
+import sys
 from collections.abc import Iterator
 
 import pytest
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent.parent))  # test_docs_examples
 
 from trexec import telemetry
 
