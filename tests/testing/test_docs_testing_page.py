@@ -8,6 +8,7 @@ import pathlib
 import subprocess
 import sys
 
+sys.path.insert(0, str(pathlib.Path(__file__).parent.parent))
 from test_docs_examples import ROOT, parse_blocks
 
 

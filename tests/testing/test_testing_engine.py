@@ -8,7 +8,7 @@ from typing import ClassVar
 import pytest
 import trio
 
-from trexec import InvalidArgument, durable, testing, workflows
+from trexec import InvalidArgument, durable, telemetry, testing, workflows
 from trexec.durable import Store
 from trexec.testing._faults import FaultyStore
 
@@ -33,6 +33,15 @@ class Payment(durable.Machine):
 @pytest.fixture(autouse=True)
 def _reset():
     Payment.charges = []
+
+
+@pytest.fixture
+def events():
+    """Every durable telemetry event emitted during the test, in order."""
+    seen = []
+    detach = telemetry.attach(lambda *event: seen.append(event), prefix=("trexec", "durable"))
+    yield seen
+    detach()
 
 
 async def test_retries_awaits_and_scheduled_in_pass_in_virtual_time(autojump_clock):
