@@ -248,3 +248,13 @@ def test_the_plugin_defines_a_fixture_and_no_hook():
     from trexec.testing import _plugin
 
     assert not [name for name in vars(_plugin) if name.startswith("pytest_")]
+
+
+class Nameless(durable.Machine):
+    pass
+
+
+async def test_a_machine_without_a_name_is_invalid_not_an_attribute_error():
+    with pytest.raises(InvalidArgument, match=r"Nameless\.name"):
+        async with testing.open_test_engine([Nameless]):
+            pass

@@ -25,6 +25,7 @@ from ..durable._records import (
     Release,
     SignalRecord,
 )
+from ..durable._store import PRUNE_STATUSES
 
 _CRASH, _LOSE = "crash_after_step", "lose_lease"
 _Where = tuple[str, int, str]  # (machine name, version, step)
@@ -40,13 +41,14 @@ class Faults:
     __test__ = False  # not a pytest test class
 
     def __init__(self, runs: Iterable[type[Machine]]) -> None:
-        self._runs = {(m.name, m.version): m for m in runs}
+        # getattr: built before open_engine has checked the classes.
+        self._runs = {(getattr(m, "name", None), getattr(m, "version", None)): m for m in runs}
         self._armed: dict[tuple[str, _Where], int] = {}
         self._failing_commits = 0
 
     def _where(self, machine: object, step: object) -> _Where:
         key = (getattr(machine, "name", None), getattr(machine, "version", None))
-        run = self._runs.get(key) if isinstance(machine, type) else None  # type: ignore[arg-type]
+        run = self._runs.get(key) if isinstance(machine, type) else None
         if run is None or run is not machine:
             names = ", ".join(m.__qualname__ for m in self._runs.values()) or "none"
             _validate.fail("machine", machine, f"a Machine class this engine runs ({names})")
@@ -197,7 +199,7 @@ class FaultyStore(Store):
         return await self.inner.cancel(target)
 
     async def prune(
-        self, older_than: float, statuses: Iterable[str] = ("done", "stopped", "cancelled"),
+        self, older_than: float, statuses: Iterable[str] = PRUNE_STATUSES,
         limit: int | None = None,
     ) -> int:  # fmt: skip
         return await self.inner.prune(older_than, statuses, limit)

@@ -27,24 +27,28 @@ async def trexec_engine_factory() -> AsyncIterator[Callable[..., Awaitable[Any]]
         machines: Any,
         kwargs: dict[str, Any],
         stop: trio.Event,
+        closed: trio.Event,
         task_status: trio.TaskStatus[testing.TestEngine] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        async with testing.open_test_engine(machines, **kwargs) as engine:
-            task_status.started(engine)
-            await stop.wait()
+        try:
+            async with testing.open_test_engine(machines, **kwargs) as engine:
+                task_status.started(engine)
+                await stop.wait()
+        finally:
+            closed.set()
 
-    stops: list[trio.Event] = []
+    opened: list[tuple[trio.Event, trio.Event]] = []
     async with trio.open_nursery() as nursery:
 
         async def factory(machines: Any = (), **kwargs: Any) -> testing.TestEngine:
-            stop = trio.Event()
-            engine: testing.TestEngine = await nursery.start(hold, machines, kwargs, stop)
-            stops.append(stop)
+            stop, closed = trio.Event(), trio.Event()
+            engine: testing.TestEngine = await nursery.start(hold, machines, kwargs, stop, closed)
+            opened.append((stop, closed))
             return engine
 
         try:
             yield factory
         finally:
-            for stop in reversed(stops):
+            for stop, closed in reversed(opened):
                 stop.set()
-                await trio.lowlevel.checkpoint()
+                await closed.wait()
