@@ -258,3 +258,26 @@ async def test_a_machine_without_a_name_is_invalid_not_an_attribute_error():
     with pytest.raises(InvalidArgument, match=r"Nameless\.name"):
         async with testing.open_test_engine([Nameless]):
             pass
+
+
+def test_the_same_seed_gives_the_same_run_in_other_processes():
+    """Hash randomization (PYTHONHASHSEED) and memory layout differ per process."""
+    import json
+    import os
+    import pathlib
+    import subprocess
+    import sys
+
+    program = pathlib.Path(__file__).with_name("determinism_program.py")
+
+    def run(hash_seed: str) -> list:
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        out = subprocess.run(
+            [sys.executable, str(program), "5"], env=env, capture_output=True, text=True,
+            timeout=120, check=True,
+        ).stdout  # fmt: skip
+        return json.loads(out)
+
+    first = run("1")
+    assert len(first) > 9 * 3
+    assert run("2") == first
