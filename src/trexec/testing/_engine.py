@@ -50,9 +50,10 @@ async def open_test_engine(
 
     ``options`` are any :func:`~trexec.durable.open_engine` keywords (``workers``,
     ``lease``, ``rate_limits``, ...); ``lease`` and ``poll_interval`` default to
-    300 seconds here, since each timer tick costs real CPU time. ``store`` is a store from
-    :func:`open_test_store` to share between engines; by default the engine
-    opens its own, gone after the block. Under
+    300 seconds here, since each timer tick costs real CPU time. ``store`` is a
+    store from :func:`open_test_store` to share between engines; by default the
+    engine opens its own, gone after the block. ``engine.faults`` injects
+    crashes, lost leases and failing commits (:class:`Faults`). Under
     ``trio.testing.MockClock(autojump_threshold=0)`` every delay (``Retry``,
     ``Await`` timeouts, ``scheduled_in``, workflow backoff, leases, heartbeats,
     the reaper) passes in virtual time. The same program with the same ``seed``
