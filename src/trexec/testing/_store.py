@@ -27,10 +27,14 @@ class TestStore(SqliteStore):
 
     def subscribe(self, callback: Callable[[], object]) -> Callable[[], None]:
         """Every engine sharing this store is woken by every write any of them
-        makes (as PostgreSQL's NOTIFY does), so none needs to poll (spec §10.2)."""
+        makes (as PostgreSQL's NOTIFY does), so none needs to poll (spec §10.1)."""
         key = id(callback)
         self._subscribers[key] = callback
-        return lambda: self._subscribers.pop(key, None) and None
+
+        def unsubscribe() -> None:
+            self._subscribers.pop(key, None)
+
+        return unsubscribe
 
     def _changed(self) -> None:
         for callback in list(self._subscribers.values()):
@@ -40,7 +44,7 @@ class TestStore(SqliteStore):
 def _notifying(name: str) -> Any:
     async def write(self: TestStore, *args: Any, **kwargs: Any) -> Any:
         result = await getattr(SqliteStore, name)(self, *args, **kwargs)
-        if result != []:  # a reaper pass that reclaimed nothing changed nothing
+        if result != []:  # e.g. a reaper pass that reclaimed nothing changed nothing
             self._changed()
         return result
 
