@@ -24,7 +24,7 @@ _OPTIONS = tuple(
 
 
 #: The test engine's defaults that differ from ``open_engine``'s (virtual seconds).
-DEFAULTS = {"lease": 300.0, "poll_interval": 300.0}
+DEFAULTS = {"lease": 3600.0, "poll_interval": 3600.0}
 
 
 class TestEngine(Engine):
@@ -50,7 +50,7 @@ async def open_test_engine(
 
     ``options`` are any :func:`~trexec.durable.open_engine` keywords (``workers``,
     ``lease``, ``rate_limits``, ...); ``lease`` and ``poll_interval`` default to
-    300 seconds here, since each timer tick costs real CPU time. ``store`` is a
+    an hour here, since each timer tick costs real CPU time. ``store`` is a
     store from :func:`open_test_store` to share between engines; by default the
     engine opens its own, gone after the block. ``engine.faults`` injects
     crashes, lost leases and failing commits (:class:`Faults`). Under
