@@ -25,6 +25,7 @@ INDEX = {
     "trexec.workflows": """Workflow Step Backoff dispatch_run dispatch_steps
         DispatchMetadata RunDispatched""",
     "trexec.telemetry": "attach",
+    "trexec.testing": "open_test_engine open_test_store TestEngine Faults",
 }
 
 NAMES = [(module, name) for module, names in INDEX.items() for name in names.split()]
@@ -35,7 +36,7 @@ def test_contract_name_exists(module: str, name: str) -> None:
     assert hasattr(importlib.import_module(module), name), f"{module}.{name} is missing"
 
 
-@pytest.mark.parametrize("module", ["trexec.durable", "trexec.workflows"])
+@pytest.mark.parametrize("module", ["trexec.durable", "trexec.workflows", "trexec.testing"])
 def test_subpackage_names_are_in_all(module: str) -> None:
     mod = importlib.import_module(module)
     wanted = INDEX[module].split()

@@ -117,12 +117,19 @@ PAGES = documentation_pages()
 SKIPPED = [b for page in PAGES for b in parse_blocks(page) if b.not_run_reason is not None]
 
 
+def _marks(page: pathlib.Path) -> list[pytest.MarkDecorator]:
+    marks = []
+    if _page_id(page) in KNOWN_FAILING:
+        marks.append(pytest.mark.xfail(reason=KNOWN_FAILING[_page_id(page)], strict=False))
+    if any("postgresql://" in b.code for b in parse_blocks(page) if b.not_run_reason is None):
+        marks.append(pytest.mark.postgres)  # `-m "not postgres"` leaves it out
+    return marks
+
+
 @pytest.mark.parametrize(
     "page",
     [
-        pytest.param(p, marks=pytest.mark.xfail(reason=KNOWN_FAILING[_page_id(p)], strict=False))
-        if _page_id(p) in KNOWN_FAILING
-        else p
+        pytest.param(p, marks=_marks(p))
         for p in PAGES
         if any(b.not_run_reason is None for b in parse_blocks(p))
     ],

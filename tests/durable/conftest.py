@@ -1,9 +1,11 @@
 """Durable tests run on every store kind in ``stores.STORE_KINDS``.
 
-Time (docs/spec.md §5.12): the stores read wall-clock time on their own thread
-(SQLite) or in the database (PostgreSQL), so trio's MockClock cannot drive
-them: durable tests use short real durations (tens of milliseconds) and assert
-order and state, never elapsed time.
+Time (docs/spec.md §5.12, §10): the real stores read wall-clock time on their
+own thread (SQLite) or in the database (PostgreSQL), so trio's MockClock cannot
+drive them. A test that depends on time (leases, delays, timeouts) takes
+``autojump_clock`` and then runs on the test store only, in virtual time
+(``stores.parametrize_store``); the others run on every store, with short real
+durations, and assert order and state, never elapsed time.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import pathlib
 from collections.abc import AsyncIterator
 
 import pytest
-from stores import STORE_KINDS, open_test_store
+from stores import open_test_store, parametrize_store
 
 from trexec import durable
 
@@ -20,7 +22,11 @@ from trexec import durable
 FAST = {"poll_interval": 0.02}
 
 
-@pytest.fixture(params=STORE_KINDS)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    parametrize_store(metafunc)
+
+
+@pytest.fixture
 async def store(
     request: pytest.FixtureRequest, tmp_path: pathlib.Path
 ) -> AsyncIterator[durable.Store]:

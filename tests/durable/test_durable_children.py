@@ -39,7 +39,7 @@ async def test_parent_waits_for_all_children_then_sees_them(store):
     assert [k.parent_id for k in kids] == [id_] * 3
 
 
-async def test_a_failed_child_releases_the_barrier_too(store):
+async def test_a_failed_child_releases_the_barrier_too(store, autojump_clock):
     async with durable.open_engine(store, [Parent, Kid], **FAST) as engine:
         id_ = await engine.insert(Parent, {"kids": [{"n": 1}, {"n": 2, "fail": True}]})
         instance = await engine.wait(id_, timeout=10)
@@ -55,7 +55,7 @@ async def test_zero_children_proceed_at_once(store):
     assert instance.result == []
 
 
-async def test_the_parent_is_waiting_children_until_the_last_child_finishes(store):
+async def test_the_parent_is_waiting_children_until_the_last_child_finishes(store, autojump_clock):
     async with durable.open_engine(store, [Parent, Kid], **FAST) as engine:
         id_ = await engine.insert(Parent, {"kids": [{"n": 1}, {"n": 2, "park": True}]})
         while (await engine.get(id_)).status != "waiting_children":
@@ -70,7 +70,7 @@ async def test_the_parent_is_waiting_children_until_the_last_child_finishes(stor
     assert instance.result[1][1] == "cancelled"
 
 
-async def test_insert_many_with_parent_id_joins_a_waiting_barrier(store):
+async def test_insert_many_with_parent_id_joins_a_waiting_barrier(store, autojump_clock):
     async with durable.open_engine(store, [Parent, Kid], **FAST) as engine:
         id_ = await engine.insert(Parent, {"kids": [{"n": 1, "park": True}]})
         while (await engine.get(id_)).status != "waiting_children":
@@ -138,7 +138,7 @@ class Blocking(durable.Machine):
         raise AssertionError("a cancelled instance must never run again")
 
 
-async def test_cancel_of_a_running_step_discards_its_outcome(store, events):
+async def test_cancel_of_a_running_step_discards_its_outcome(store, events, autojump_clock):
     Blocking.started, Blocking.release = trio.Event(), trio.Event()
     async with durable.open_engine(store, [Blocking], **FAST) as engine:
         id_ = await engine.insert(Blocking, None)
@@ -153,7 +153,7 @@ async def test_cancel_of_a_running_step_discards_its_outcome(store, events):
     assert instance.status == "cancelled" and instance.step == "start"
 
 
-async def test_cancel_by_key_returns_the_id_it_cancelled_and_forgets_it(store):
+async def test_cancel_by_key_returns_the_id_it_cancelled_and_forgets_it(store, autojump_clock):
     """The id comes from the cancel's own transaction (a key can be reused at
     once); an engine remembers only the cancels of instances it holds."""
     async with durable.open_engine(store, [Blocking], workers=0) as engine:
@@ -234,7 +234,9 @@ class SlowKeyedKids(durable.Machine):
         return durable.ScheduleChildren("gather", [durable.Child(Kid, {"n": 1}, key="taken")], None)
 
 
-async def test_a_child_key_clash_while_leaving_the_block_is_released_not_a_crash(store):
+async def test_a_child_key_clash_while_leaving_the_block_is_released_not_a_crash(
+    store, autojump_clock
+):
     """spec §5.5.4, §5.7.3: the clash is found by the last commit of the shutdown;
     the engine leaves cleanly and the step runs again later."""
     SlowKeyedKids.started, SlowKeyedKids.release = trio.Event(), trio.Event()

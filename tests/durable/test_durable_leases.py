@@ -30,7 +30,9 @@ def reset_stuck():
     Stuck.started, Stuck.release = trio.Event(), trio.Event()
 
 
-async def test_a_stale_workers_outcome_is_rejected_and_changes_nothing(store, events):
+async def test_a_stale_workers_outcome_is_rejected_and_changes_nothing(
+    store, events, autojump_clock
+):
     reset_stuck()
     # Engine A never renews its lease (a hung or partitioned worker) and never reaps.
     hung = {"lease": 0.05, "heartbeat_interval": 3600, "reap_interval": 3600}
@@ -50,7 +52,7 @@ async def test_a_stale_workers_outcome_is_rejected_and_changes_nothing(store, ev
     assert reclaimed and reclaimed[0]["count"] == 1
 
 
-async def test_heartbeats_keep_a_long_step_leased(store, events):
+async def test_heartbeats_keep_a_long_step_leased(store, events, autojump_clock):
     reset_stuck()
     opts = {"lease": 0.1, "heartbeat_interval": 0.02, "reap_interval": 0.02}
     async with durable.open_engine(store, [Stuck], **opts, **FAST) as engine:
@@ -63,7 +65,7 @@ async def test_heartbeats_keep_a_long_step_leased(store, events):
     assert not any(name[2:] == ("reaper", "reclaimed") for name, *_ in events)
 
 
-async def test_leaving_the_block_finishes_in_flight_steps_within_the_grace(store):
+async def test_leaving_the_block_finishes_in_flight_steps_within_the_grace(store, autojump_clock):
     reset_stuck()
     async with durable.open_engine(store, [Stuck], shutdown_grace=10, **FAST) as engine:
         id_ = await engine.insert(Stuck, Counter())
@@ -74,7 +76,9 @@ async def test_leaving_the_block_finishes_in_flight_steps_within_the_grace(store
     assert (instance.status, instance.step, instance.attempt) == ("scheduled", "after", 1)
 
 
-async def test_leaving_the_block_releases_steps_past_the_grace_for_another_engine(store):
+async def test_leaving_the_block_releases_steps_past_the_grace_for_another_engine(
+    store, autojump_clock
+):
     reset_stuck()
     async with durable.open_engine(store, [Stuck], shutdown_grace=0.01, **FAST) as engine:
         id_ = await engine.insert(Stuck, Counter())
@@ -85,7 +89,7 @@ async def test_leaving_the_block_releases_steps_past_the_grace_for_another_engin
     assert instance.result == {"attempt": 2, "step": "start", "n": 0}
 
 
-async def test_restart_mid_flight_loses_nothing(store):
+async def test_restart_mid_flight_loses_nothing(store, autojump_clock):
     async with durable.open_engine(store, [CountTo3], workers=0) as producer:
         ids = await producer.insert_many(
             [durable.InsertSpec(CountTo3, Counter(i)) for i in range(40)]
@@ -99,7 +103,7 @@ async def test_restart_mid_flight_loses_nothing(store):
     assert all(r.result["log"] == ["start", "middle", "finish"] for r in results)
 
 
-async def test_an_engine_exits_cleanly_when_its_caller_is_cancelled(store):
+async def test_an_engine_exits_cleanly_when_its_caller_is_cancelled(store, autojump_clock):
     reset_stuck()
     with trio.move_on_after(0.2) as scope:
         async with durable.open_engine(store, [Stuck], **FAST) as engine:
@@ -124,7 +128,7 @@ async def test_the_body_exception_propagates_unwrapped(store):
         raise AssertionError("not raised")
 
 
-async def test_a_store_error_is_retried_not_fatal(store, events):
+async def test_a_store_error_is_retried_not_fatal(store, events, autojump_clock):
     real = store.complete_and_claim
     failures = []
 
@@ -142,7 +146,9 @@ async def test_a_store_error_is_retried_not_fatal(store, events):
     assert errors == [{"operation": "complete", "error": "connection lost"}]
 
 
-async def test_an_engine_starting_after_a_crash_reaps_expired_leases_at_once(store, events):
+async def test_an_engine_starting_after_a_crash_reaps_expired_leases_at_once(
+    store, events, autojump_clock
+):
     """spec §5.8.3: the reaper's first pass runs as the engine starts."""
     async with durable.open_engine(store, workers=0) as producer:
         id_ = await producer.insert(CountTo3, Counter(0))
@@ -186,7 +192,7 @@ class Second(durable.Machine):
         return durable.Next("second", ctx.state)
 
 
-async def test_a_cancelled_block_still_commits_the_outcomes_that_finished(store):
+async def test_a_cancelled_block_still_commits_the_outcomes_that_finished(store, autojump_clock):
     """spec §5.5.4: the shutdown is shielded; finished outcomes are committed,
     not released to run again, even when the caller cancelled the block."""
     real, gate = store.complete_and_claim, trio.Event()
@@ -217,7 +223,7 @@ async def test_a_cancelled_block_still_commits_the_outcomes_that_finished(store)
     assert [(i.status, i.step, i.attempt) for i in after] == [("scheduled", "second", 1)] * 2
 
 
-async def test_cancelling_the_block_mid_flight_again_and_again_loses_nothing(store):
+async def test_cancelling_the_block_mid_flight_again_and_again_loses_nothing(store, autojump_clock):
     """spec §5.5.4: the completer is shielded from the start and cancelled by the
     shutdown; toggling its shield while it sat in a checkpoint made trio raise
     "AssertionError: this should never happen" (seen as a flaky demo Ctrl-C)."""

@@ -36,7 +36,9 @@ class Retrying(durable.Machine):
         return durable.Done({"attempt": ctx.attempt, "value": ctx.state.value})
 
 
-async def test_retry_reruns_the_same_step_with_attempt_plus_one_and_new_state(store):
+async def test_retry_reruns_the_same_step_with_attempt_plus_one_and_new_state(
+    store, autojump_clock
+):
     async with durable.open_engine(store, [Retrying], **FAST) as engine:
         id_ = await engine.insert(Retrying, Box())
         instance = await engine.wait(id_, timeout=10)
@@ -158,7 +160,9 @@ class DatabaseRejects(durable.Machine):
         }[ctx.state]
 
 
-async def test_an_outcome_the_database_cannot_hold_is_a_step_error_not_a_stall(store):
+async def test_an_outcome_the_database_cannot_hold_is_a_step_error_not_a_stall(
+    store, autojump_clock
+):
     kinds = ["delay", "timeout", "weight", "name", "reason"]
     async with durable.open_engine(store, [DatabaseRejects, CountTo3], **FAST) as engine:
         ids = [await engine.insert(DatabaseRejects, kind) for kind in kinds]
@@ -176,7 +180,7 @@ class BadOutcomeArgs(durable.Machine):
         return durable.Retry(None, delay=-1)
 
 
-async def test_an_invalid_outcome_built_in_a_step_goes_to_handle(store):
+async def test_an_invalid_outcome_built_in_a_step_goes_to_handle(store, autojump_clock):
     async with durable.open_engine(store, [BadOutcomeArgs], **FAST) as engine:
         instance = await engine.wait(await engine.insert(BadOutcomeArgs, None), timeout=10)
     assert instance.status == "stopped"
@@ -199,7 +203,9 @@ class Versioned2(durable.Machine):
         return durable.Done(f"v2 ran {step}")
 
 
-async def test_instances_resume_on_their_version_and_workers_run_only_their_machines(store):
+async def test_instances_resume_on_their_version_and_workers_run_only_their_machines(
+    store, autojump_clock
+):
     async with durable.open_engine(store, workers=0) as producer:
         old = await producer.insert(Versioned1, None)
         new = await producer.insert(Versioned2, None)
@@ -211,14 +217,14 @@ async def test_instances_resume_on_their_version_and_workers_run_only_their_mach
         assert (await engine.wait(old, timeout=10)).result == "v1 ran start"
 
 
-async def test_scheduled_in_delays_the_first_step(store):
+async def test_scheduled_in_delays_the_first_step(store, autojump_clock):
     async with durable.open_engine(store, [CountTo3], **FAST) as engine:
         id_ = await engine.insert(CountTo3, Counter(), scheduled_in=3600)
         await trio.sleep(0.05)
         assert (await engine.get(id_)).status == "scheduled"
 
 
-async def test_workers_zero_inserts_without_running(store):
+async def test_workers_zero_inserts_without_running(store, autojump_clock):
     async with durable.open_engine(store, [CountTo3], workers=0) as engine:
         id_ = await engine.insert(CountTo3, Counter(), key="k-1")
         await trio.sleep(0.05)
@@ -292,10 +298,8 @@ class Poisoned(durable.Machine):
 
 def refuse_poison(store) -> None:
     """A constraint the database enforces on its own: no state may say 'poison'."""
-    import sqlite3
-
     import psycopg
-    from stores import PG_URL
+    from stores import PG_URL, raw_connection
 
     if getattr(store, "schema", None):
         with psycopg.connect(PG_URL, autocommit=True) as conn:
@@ -304,13 +308,11 @@ def refuse_poison(store) -> None:
                 " ADD CONSTRAINT no_poison CHECK (state NOT LIKE '%poison%')"
             )
         return
-    conn = sqlite3.connect(store.url.removeprefix("sqlite:///").split("?")[0])
-    with conn:
+    with raw_connection(store) as conn:
         conn.execute(
             "CREATE TRIGGER no_poison BEFORE UPDATE OF state ON instances"
             " WHEN NEW.state LIKE '%poison%' BEGIN SELECT RAISE(ABORT, 'no poison'); END"
         )
-    conn.close()
 
 
 async def test_an_outcome_the_database_refuses_stops_its_instance_not_the_engine(store, events):

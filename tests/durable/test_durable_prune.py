@@ -12,7 +12,6 @@ from __future__ import annotations
 import itertools
 import json
 import re
-import sqlite3
 
 import psycopg
 import pytest
@@ -20,7 +19,7 @@ import trio
 import trio.testing
 from click.testing import CliRunner
 from machines import Counter, CountTo3
-from stores import PG_URL, STORE_KINDS, open_test_store
+from stores import PG_URL, open_test_store, raw_connection
 
 from conftest import FAST
 from trexec import InvalidArgument, durable
@@ -36,9 +35,10 @@ def clock():
     return trio.testing.MockClock()
 
 
-@pytest.fixture(params=STORE_KINDS)
+@pytest.fixture
 async def store(request, tmp_path, clock):
-    """The durable suite's store, on a clock the test moves (shadows conftest's)."""
+    """The durable suite's store, on a clock the test moves (shadows conftest's;
+    parametrized over every kind by conftest's ``pytest_generate_tests``)."""
     async with open_test_store(request.param, tmp_path, clock=clock.current_time) as opened:
         await opened.migrate()
         yield opened
@@ -116,7 +116,7 @@ def _raw_rows(store, table, ids):
     """How many rows of ``table`` (signals, signal_dedup) belong to ``ids``."""
     if isinstance(store, SqliteStore):
         sql_ids = "SELECT value FROM json_each(?)"
-        with sqlite3.connect(store.path) as conn:
+        with raw_connection(store) as conn:
             query = f"SELECT count(*) FROM {table} WHERE instance_id IN ({sql_ids})"
             return conn.execute(query, (json.dumps(ids),)).fetchone()[0]
     with psycopg.connect(PG_URL) as conn:
@@ -128,7 +128,7 @@ def _raw_signal(store, id_):
     """A signal row for ``id_`` written behind the store's back (a finished
     instance's inbox is empty through the API)."""
     if isinstance(store, SqliteStore):
-        with sqlite3.connect(store.path) as conn:
+        with raw_connection(store) as conn:
             conn.execute(
                 "INSERT INTO signals (instance_id, name, payload, created_at)"
                 " VALUES (?, 'late', 'null', 0)",

@@ -17,7 +17,7 @@ class Limited(durable.Machine):
         return durable.Done(ctx.state["i"])
 
 
-async def test_a_known_limit_throttles_claims_beyond_the_burst(store, events):
+async def test_a_known_limit_throttles_claims_beyond_the_burst(store, events, autojump_clock):
     limits = {"api": durable.RateLimit(2, 60.0)}  # 2 now, then one every 30 s
     async with durable.open_engine(store, [Limited], rate_limits=limits, **FAST) as engine:
         ids = [await engine.insert(Limited, {"i": i, "limit": "api"}) for i in range(4)]

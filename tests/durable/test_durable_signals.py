@@ -53,7 +53,7 @@ async def test_a_signal_sent_before_the_instance_parks_wakes_it_at_once(store):
     assert instance.result[0]["awaited"] == [["go", "early"]]
 
 
-async def test_progress_consumes_exactly_the_awaited_ids_received(store):
+async def test_progress_consumes_exactly_the_awaited_ids_received(store, autojump_clock):
     async with durable.open_engine(store, [Waiter], workers=0) as producer:
         id_ = await producer.insert(Waiter, {"seen": [], "again": True})
         await producer.signal(id_, "go", 1)
@@ -91,14 +91,14 @@ async def test_a_terminal_outcome_clears_the_inbox(store):
         assert await store.inbox(id_) == []
 
 
-async def test_await_timeout_wakes_next_step_with_empty_awaited(store):
+async def test_await_timeout_wakes_next_step_with_empty_awaited(store, autojump_clock):
     async with durable.open_engine(store, [Waiter], **FAST) as engine:
         id_ = await engine.insert(Waiter, {"seen": [], "timeout": 0.05})
         instance = await engine.wait(id_, timeout=10)
     assert instance.result == [{"awaited": [], "all": []}]
 
 
-async def test_while_parked_the_instance_shows_awaiting_and_its_next_step(store):
+async def test_while_parked_the_instance_shows_awaiting_and_its_next_step(store, autojump_clock):
     async with durable.open_engine(store, [Waiter], **FAST) as engine:
         id_ = await engine.insert(Waiter, {"seen": []})
         while (await engine.get(id_)).status != "awaiting":
@@ -107,7 +107,7 @@ async def test_while_parked_the_instance_shows_awaiting_and_its_next_step(store)
         assert instance.step == "woken"
 
 
-async def test_dedup_key_stores_a_signal_once_even_after_it_was_consumed(store):
+async def test_dedup_key_stores_a_signal_once_even_after_it_was_consumed(store, autojump_clock):
     async with durable.open_engine(store, [Waiter], **FAST) as engine:
         id_ = await engine.insert(Waiter, {"seen": [], "again": True})
         first = await engine.signal(id_, "go", 1, dedup_key="webhook-1")

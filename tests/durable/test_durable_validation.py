@@ -6,7 +6,7 @@ from __future__ import annotations
 import attrs
 import pytest
 from machines import Counter, CountTo3
-from stores import STORE_KINDS, open_test_store
+from stores import REAL_STORE_KINDS, open_test_store
 
 from conftest import FAST
 from trexec import InvalidArgument, durable
@@ -64,7 +64,7 @@ async def test_open_store_rejects_unknown_urls():
             pass
 
 
-@pytest.mark.parametrize("kind", STORE_KINDS)
+@pytest.mark.parametrize("kind", REAL_STORE_KINDS)
 async def test_open_store_rejects_unknown_options(kind, tmp_path):
     with pytest.raises(InvalidArgument, match="frobnicate=1"):
         async with open_test_store(kind, tmp_path, frobnicate=1):
@@ -149,7 +149,7 @@ async def test_the_engine_is_unusable_after_its_block(store):
         await engine.insert(CountTo3, Counter())
 
 
-async def test_wait_times_out_with_too_slow_error(store):
+async def test_wait_times_out_with_too_slow_error(store, autojump_clock):
     import trio
 
     async with durable.open_engine(store, [CountTo3], workers=0, **FAST) as engine:

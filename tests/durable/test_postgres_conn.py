@@ -9,6 +9,7 @@ from typing import Any
 import psycopg
 import pytest
 import trio
+from stores import PG_URL
 
 from trexec import InvalidArgument
 from trexec.durable._postgres_conn import Database, parse_schema
@@ -16,7 +17,7 @@ from trexec.durable._postgres_listen import Listener
 
 pytestmark = pytest.mark.postgres
 
-URL = "postgresql://postgres@127.0.0.1:5432/test"
+URL = PG_URL  # TREXEC_TEST_POSTGRES
 
 
 def _terminate_others(conninfo: str) -> int:

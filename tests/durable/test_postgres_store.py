@@ -16,6 +16,7 @@ import psycopg
 import pytest
 import trio
 import trio.testing
+from stores import PG_URL
 
 from trexec import InvalidArgument, durable
 from trexec.durable import _postgres_sql as _pg_sql
@@ -25,7 +26,7 @@ from trexec.durable._records import Commit, NewInstance, RateLimitPolicy
 
 pytestmark = pytest.mark.postgres
 
-URL = "postgresql://postgres@127.0.0.1:5432/test"
+URL = PG_URL  # TREXEC_TEST_POSTGRES
 M = [("m", 1)]
 
 

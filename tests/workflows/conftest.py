@@ -1,8 +1,9 @@
 """Workflow tests run on every durable store kind (``tests/durable/stores.py``).
 
-Time: as in the durable tests (docs/spec.md §5), the stores read real time on
-their own thread or in the database, so these tests use short real durations
-(backoff of milliseconds) and assert order and state, never elapsed time.
+Time: as in the durable tests (``tests/durable/conftest.py``): a test that takes
+``autojump_clock`` runs on the test store only, in virtual time (docs/spec.md
+§10); the others run on every store and assert order and state, never elapsed
+time.
 """
 
 from __future__ import annotations
@@ -17,13 +18,17 @@ from trexec import durable, telemetry
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent.parent / "durable"))
 
-from stores import STORE_KINDS, open_test_store
+from stores import open_test_store, parametrize_store
 
 #: Engine options for tests: notice other engines' commits quickly.
 FAST = {"poll_interval": 0.02}
 
 
-@pytest.fixture(params=STORE_KINDS)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    parametrize_store(metafunc)
+
+
+@pytest.fixture
 async def store(
     request: pytest.FixtureRequest, tmp_path: pathlib.Path
 ) -> AsyncIterator[durable.Store]:

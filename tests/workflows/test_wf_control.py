@@ -11,7 +11,7 @@ from trexec.workflows import DispatchError, Step, Workflow
 FAST = {"poll_interval": 0.02}
 
 
-async def test_schedule_in_delays_the_whole_run(store):
+async def test_schedule_in_delays_the_whole_run(store, autojump_clock):
     ran = []
 
     async def step(ctx):
@@ -61,7 +61,9 @@ def blocking_saga(log: list, gate: trio.Event, entered: trio.Event | None = None
     )
 
 
-async def test_cancel_run_stops_dispatching_and_compensates_newest_first(store, wf_events):
+async def test_cancel_run_stops_dispatching_and_compensates_newest_first(
+    store, wf_events, autojump_clock
+):
     log: list = []
     gate, entered = trio.Event(), trio.Event()
     wf = blocking_saga(log, gate, entered)
@@ -82,7 +84,9 @@ async def test_cancel_run_stops_dispatching_and_compensates_newest_first(store, 
     assert kinds[-1] == ("run", "cancelled")
 
 
-async def test_engine_cancel_starts_nothing_new_and_compensates_what_completed(store, wf_events):
+async def test_engine_cancel_starts_nothing_new_and_compensates_what_completed(
+    store, wf_events, autojump_clock
+):
     log: list = []
     gate, entered = trio.Event(), trio.Event()
     wf = blocking_saga(log, gate, entered)
@@ -106,7 +110,7 @@ async def test_engine_cancel_starts_nothing_new_and_compensates_what_completed(s
     assert kinds[-1] == ("run", "cancelled")
 
 
-async def test_a_run_survives_its_engine_closing_mid_step(store):
+async def test_a_run_survives_its_engine_closing_mid_step(store, autojump_clock):
     attempts = []
     blocked = trio.Event()
 
@@ -150,7 +154,9 @@ async def test_start_workflow_checks_its_arguments(store):
         assert await engine.list() == []  # nothing was inserted
 
 
-async def test_engine_cancel_while_compensating_hands_the_rest_to_the_compensator(store):
+async def test_engine_cancel_while_compensating_hands_the_rest_to_the_compensator(
+    store, autojump_clock
+):
     log: list = []
     gate, entered = trio.Event(), trio.Event()
 
@@ -192,7 +198,7 @@ async def test_engine_cancel_while_compensating_hands_the_rest_to_the_compensato
     assert log == ["undo b", "undo a"]  # each compensation ran once, newest first
 
 
-async def test_engine_cancel_before_a_scheduled_run_starts_runs_nothing(store):
+async def test_engine_cancel_before_a_scheduled_run_starts_runs_nothing(store, autojump_clock):
     ran: list = []
 
     async def step(ctx):
@@ -213,7 +219,7 @@ async def test_engine_cancel_before_a_scheduled_run_starts_runs_nothing(store):
     assert ran == []
 
 
-async def test_a_rerun_of_plan_does_not_dispatch_a_step_twice(store, monkeypatch):
+async def test_a_rerun_of_plan_does_not_dispatch_a_step_twice(store, monkeypatch, autojump_clock):
     # spec §6.10.2: the run's plan step fails after dispatching "b" and before its
     # commit; "b" finishes before the re-run dispatches: it must not run again.
     from trexec.workflows import _run_machine

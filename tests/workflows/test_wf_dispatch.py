@@ -27,7 +27,7 @@ async def test_a_new_run_has_its_entry_steps_dispatched(store):
         assert await workflows.dispatch_run(engine, run_id) == ([], [])
 
 
-async def test_dispatch_run_redispatches_a_lost_step(store):
+async def test_dispatch_run_redispatches_a_lost_step(store, autojump_clock):
     async with durable.open_engine(store, workflows=[WF], workers=0) as engine:
         run_id = await engine.start_workflow(WF, None)
         key = (await engine.get(run_id)).state.run_key

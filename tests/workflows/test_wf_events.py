@@ -51,7 +51,9 @@ async def test_telemetry_sees_the_run_and_its_steps_in_order(store, wf_events):
     assert [meta["step"] for _, _, meta in wf_events] == [None, "a", "a", "b", "b", None]
 
 
-async def test_a_recorder_follows_a_failed_durable_run_like_an_in_process_one(store):
+async def test_a_recorder_follows_a_failed_durable_run_like_an_in_process_one(
+    store, autojump_clock
+):
     wf = make(fail_b=True)
     bus = trexec.RunBus()
     recorder = trexec.MemoryRecorder()

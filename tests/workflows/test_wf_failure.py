@@ -12,7 +12,7 @@ class Flaky(Exception):
     pass
 
 
-async def test_a_failed_step_is_retried_with_exponential_backoff(store, wf_events):
+async def test_a_failed_step_is_retried_with_exponential_backoff(store, wf_events, autojump_clock):
     attempts = []
 
     async def flaky(ctx):
@@ -35,7 +35,7 @@ async def test_a_failed_step_is_retried_with_exponential_backoff(store, wf_event
     assert workflows.describe_run(run)["steps"][0]["attempts"] == 4
 
 
-async def test_a_step_that_keeps_failing_fails_the_run_after_its_retries(store):
+async def test_a_step_that_keeps_failing_fails_the_run_after_its_retries(store, autojump_clock):
     attempts = []
 
     async def broken(ctx):
@@ -134,7 +134,7 @@ async def test_a_compensation_failure_is_retried_then_kept_on_the_run(store):
     assert table["charge"]["compensation_error"] == "Flaky: cannot undo charge"
 
 
-async def test_a_compensation_is_retried_per_its_step_policy(store):
+async def test_a_compensation_is_retried_per_its_step_policy(store, autojump_clock):
     log: list = []
     calls = []
 
@@ -174,7 +174,9 @@ async def test_a_run_that_fails_first_step_compensates_nothing(store):
     assert run.error == "step 'reserve' failed: Flaky: reserve exploded"
 
 
-async def test_an_infrastructure_error_after_many_user_retries_is_still_retried(store, monkeypatch):
+async def test_an_infrastructure_error_after_many_user_retries_is_still_retried(
+    store, monkeypatch, autojump_clock
+):
     """spec §6.10.4: infrastructure errors are counted apart from the user's retries."""
     from trexec.workflows import _step_machine
 

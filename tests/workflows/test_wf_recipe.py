@@ -35,7 +35,7 @@ async def test_checkout_completes_and_the_recorder_sees_it(store):
     assert kinds[-1] == "run_completed"
 
 
-async def test_checkout_whose_shipping_fails_refunds_then_releases(store):
+async def test_checkout_whose_shipping_fails_refunds_then_releases(store, autojump_clock):
     recipe = load_recipe()
     shop = recipe.Shop(fail_ship=True)
     run, recorder = await recipe.checkout(store, shop, {"sku": "BOOK-1", "amount": 42})

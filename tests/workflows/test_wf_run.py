@@ -52,7 +52,7 @@ async def test_ctx_carries_the_run_id_and_input(store):
     assert seen == [(run_id, [1, 2], {}, None)]
 
 
-async def test_independent_steps_run_at_the_same_time(store):
+async def test_independent_steps_run_at_the_same_time(store, autojump_clock):
     # Each branch waits for the other to have started: only overlap lets both end.
     started = {"left": trio.Event(), "right": trio.Event()}
 
@@ -74,7 +74,7 @@ async def test_independent_steps_run_at_the_same_time(store):
     assert run.result == {"left": "left", "right": "right"}
 
 
-async def test_a_step_starts_as_soon_as_its_own_dependencies_are_done(store):
+async def test_a_step_starts_as_soon_as_its_own_dependencies_are_done(store, autojump_clock):
     # "slow" only finishes once "b" (after "a") has run: waves would deadlock.
     b_done = trio.Event()
 
@@ -98,7 +98,7 @@ async def test_a_step_starts_as_soon_as_its_own_dependencies_are_done(store):
     assert sorted(run.result) == ["a", "b", "slow"]
 
 
-async def test_a_join_waits_for_all_of_its_dependencies(store):
+async def test_a_join_waits_for_all_of_its_dependencies(store, autojump_clock):
     order = []
     release_slow = trio.Event()
 
@@ -135,7 +135,9 @@ async def test_a_join_waits_for_all_of_its_dependencies(store):
     [object(), {"x": math.nan}],  # NaN passes json.dumps by default but is not storable
     ids=["object", "nan"],
 )
-async def test_a_step_returning_non_json_fails_the_run_without_retrying(store, result):
+async def test_a_step_returning_non_json_fails_the_run_without_retrying(
+    store, result, autojump_clock
+):
     # spec §6.3.2, §5.1.4
     calls = []
 

@@ -37,6 +37,7 @@ from ._records import (
     SignalRecord,
     Throttled,
 )
+from ._sqlite_inline import InlineSqlite
 from ._sqlite_thread import SqliteThread
 from ._store import PRUNE_BATCH, Store, list_query, prune_selection
 
@@ -51,7 +52,9 @@ class SqliteStore(Store):
     """The embedded store. Open it with ``durable.open_store("sqlite:///path")``.
 
     ``clock`` (default ``time.time``) is the store's only source of "now"; tests
-    may inject one. See the module docstring for ``synchronous``.
+    may inject one. See the module docstring for ``synchronous``. ``inline=True``
+    runs every call on the Trio thread instead of the store's own thread
+    (``_sqlite_inline.py``, for ``trexec.testing``: spec §10.1).
     """
 
     def __init__(
@@ -61,13 +64,15 @@ class SqliteStore(Store):
         synchronous: str = "NORMAL",
         clock: Callable[[], float] = time.time,
         busy_timeout: float = 30.0,
+        inline: bool = False,
     ) -> None:
         self.url = f"sqlite:///{path}"
         self.path = path
         self._clock = clock
         self._synchronous = synchronous
         self._busy_timeout = busy_timeout
-        self._thread = SqliteThread(self._connect, name=f"trexec-sqlite:{path}")
+        executor = InlineSqlite if inline else SqliteThread
+        self._thread = executor(self._connect, name=f"trexec-sqlite:{path}")
         self._closed = False
 
     def _connect(self) -> sqlite3.Connection:
