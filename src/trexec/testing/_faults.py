@@ -225,8 +225,19 @@ class FaultyStore(Store):
         machine: str | None = None,
         limit: int = 100,
         after_id: int | None = None,
+        key: str | None = None,
+        before_id: int | None = None,
+        newest_first: bool = False,
     ) -> list[InstanceRecord]:
-        return await self.inner.list(status=status, machine=machine, limit=limit, after_id=after_id)
+        return await self.inner.list(
+            status=status,
+            machine=machine,
+            limit=limit,
+            after_id=after_id,
+            key=key,
+            before_id=before_id,
+            newest_first=newest_first,
+        )
 
     def subscribe(self, callback: Callable[[], object]) -> Callable[[], None]:
         return self.inner.subscribe(callback)
