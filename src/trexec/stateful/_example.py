@@ -16,7 +16,6 @@ from typing import Any
 import outcome
 import trio
 
-from .. import _validate
 from .._exceptions import InvalidArgument
 from .._poller import Poller, start_poller
 from .._poller_values import InjectedEvent, PollError
@@ -121,11 +120,11 @@ class Example:
         nursery = self.nursery("self.start_poller")
         unknown = sorted(set(kwargs) - POLLER_OPTIONS)
         if unknown:
-            _validate.fail(
-                f"{self.current_name}: self.start_poller({unknown[0]}=...)",
-                kwargs[unknown[0]],
-                "only " + ", ".join(sorted(POLLER_OPTIONS)) + " (events, command_index "
-                "and the nursery are the machine's)",
+            name = unknown[0]
+            raise InvalidArgument(
+                f"{self.current_name}: self.start_poller({name}={kwargs[name]!r}): expected "
+                f"only {', '.join(sorted(POLLER_OPTIONS))} (the events channel, "
+                "command_index and the nursery are the machine's)"
             )
         try:
             poller = start_poller(nursery, events=self._sink, command_index=self.current, **kwargs)
