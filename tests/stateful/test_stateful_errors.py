@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from typing import ClassVar
 
 import pytest
 import trio
-from conftest import FAST
 from hypothesis.stateful import initialize, rule, run_state_machine_as_test
 
 import trexec
+from conftest import FAST
 from trexec.stateful import NotInExample, StatefulError, TrioStateMachine
 
 
@@ -69,7 +70,7 @@ def test_a_sync_rule_returning_a_coroutine_is_named():
 
 
 class Plain(TrioStateMachine):
-    machines: list[Plain] = []
+    machines: ClassVar[list[Plain]] = []
 
     @initialize()
     async def start(self) -> None:
@@ -84,7 +85,7 @@ def test_the_nursery_outside_an_example_is_a_clear_error():
     machine = Plain()
     with pytest.raises(NotInExample, match=r"Plain: self\.nursery is only available"):
         machine.nursery  # noqa: B018
-    with pytest.raises(NotInExample, match="self.start_poller"):
+    with pytest.raises(NotInExample, match=r"self\.start_poller"):
         machine.start_poller(poll_fn=trio.sleep_forever, handler=print, interval=1, timeout=1)
     assert issubclass(NotInExample, trexec.TrexecError)
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import threading
+from typing import ClassVar
 
 import pytest
 import trio
 import trio.testing
-from conftest import FAST
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     initialize,
@@ -18,6 +18,7 @@ from hypothesis.stateful import (
 )
 
 import trexec
+from conftest import FAST
 from trexec.stateful import PollerFailed, TrioStateMachine
 
 
@@ -25,7 +26,7 @@ class Clockwork(TrioStateMachine):
     """Sync and async steps sharing a background task started by the first one."""
 
     clock = trio.testing.MockClock(autojump_threshold=0)
-    examples: list[dict[str, object]] = []
+    examples: ClassVar[list[dict[str, object]]] = []
 
     @initialize()
     async def start(self) -> None:
@@ -106,7 +107,7 @@ class Watched(TrioStateMachine):
     """Pollers started by rules; their events are tagged with the rule index."""
 
     clock = trio.testing.MockClock(autojump_threshold=0)
-    results: list[list[object]] = []
+    results: ClassVar[list[list[object]]] = []
 
     @initialize()
     def start(self) -> None:
@@ -260,7 +261,7 @@ def test_a_failing_background_task_fails_the_example_without_a_group():
 
 
 class AsyncTeardown(TrioStateMachine):
-    torn_down: list[bool] = []
+    torn_down: ClassVar[list[bool]] = []
 
     @initialize()
     async def start(self) -> None:
