@@ -6,8 +6,9 @@ memory channel (so every call is a real Trio round trip). ``stock`` units;
 
 The planted bug: ``release`` of a reservation that a watcher has already seen
 (``snapshot(watcher=True)`` marks every current reservation as seen) credits the
-unit twice. Overselling then takes, in this order: reserve, start a watcher,
-release, reserve, reserve -- and only the watcher (a poller) can see it.
+unit twice. Overselling then takes five calls in a particular order (e.g.
+reserve, start a watcher, release, reserve, reserve) and only a watcher (a
+poller) can see it.
 """
 
 from __future__ import annotations

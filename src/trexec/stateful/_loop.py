@@ -10,6 +10,9 @@ and the host runs them only while it waits for a job (a step) to finish. So:
   host thread; ``reschedule`` wakes an I/O wait in Trio's thread if one is
   pending), then runs ticks until the job is done: no thread hop when nothing
   waits for I/O, one round trip through Trio's I/O thread otherwise;
+* a step ends once its function has returned *and* every task is blocked again
+  (``wait_all_tasks_blocked``: no time passes for it, a ``MockClock`` does not
+  jump): a poll the step set off has answered before the next step;
 * between steps the host runs no tick, so the Trio side is frozen: no task runs
   and a ``MockClock`` does not move (spec §3.1.3), which keeps examples
   deterministic whatever Hypothesis does in between.
@@ -23,6 +26,7 @@ from typing import Any
 
 import outcome
 import trio
+import trio.testing
 
 from .._sequence import _single_exception
 
@@ -69,7 +73,11 @@ class GuestLoop:
                 self.nursery = nursery
                 self._driver = trio.lowlevel.current_task()
                 while (job := await self._next_job()) is not None:
-                    job.result = await outcome.acapture(job.fn, *job.args)
+                    result = await outcome.acapture(job.fn, *job.args)
+                    # spec §3.1.3: a step ends when what it set off has run too
+                    # (every task blocked again), with no time passing meanwhile.
+                    await trio.testing.wait_all_tasks_blocked()
+                    job.result = result
                 nursery.cancel_scope.cancel()
 
     async def _next_job(self) -> _Job | None:

@@ -14,9 +14,10 @@ import dataclasses
 import functools
 import inspect
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any
 
 import trio
+import trio.testing
 from hypothesis.stateful import (
     INITIALIZE_RULE_MARKER,
     INVARIANT_MARKER,
@@ -47,8 +48,10 @@ class TrioStateMachine(RuleBasedStateMachine):
     poller, then cancels the nursery; nothing the example started outlives it.
 
     * ``clock`` (class attribute, optional): the ``trio.abc.Clock`` of every run,
-      e.g. ``trio.testing.MockClock(autojump_threshold=0)``. Time on the loop
-      passes only while a step runs (see the guide).
+      e.g. ``trio.testing.MockClock(autojump_threshold=0)``. A ``MockClock`` is
+      copied for each example (same ``rate`` and ``autojump_threshold``, starting
+      at 0, so every example replays alike); ``self.clock`` is the example's copy.
+      Time on the loop passes only while a step runs (see the guide).
     * :meth:`start_poller` starts a :func:`trexec.start_poller` poller whose
       events go to :attr:`events`, tagged with the index of the rule that started
       it; :meth:`drain_events` returns them and clears the list.
@@ -65,7 +68,7 @@ class TrioStateMachine(RuleBasedStateMachine):
     ``self.start_poller`` used outside a running step.
     """
 
-    clock: ClassVar[trio.abc.Clock | None] = None
+    clock: trio.abc.Clock | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -84,7 +87,15 @@ class TrioStateMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self._trexec = Example(type(self).__qualname__, type(self).clock)
+        clock = type(self).clock
+        if isinstance(clock, trio.testing.MockClock):
+            # spec §3.1.3: every example starts at virtual time 0, whatever ran
+            # before it (timer arithmetic on floats depends on the absolute time).
+            clock = trio.testing.MockClock(
+                rate=clock.rate, autojump_threshold=clock.autojump_threshold
+            )
+            self.clock = clock
+        self._trexec = Example(type(self).__qualname__, clock)
 
     @property
     def nursery(self) -> trio.Nursery:
