@@ -95,11 +95,14 @@ class Example:
         kwargs: dict[str, Any],
         *,
         step: bool = False,
+        settle: bool = True,
     ) -> Any:
         """Run ``fn(*args, **kwargs)`` on the loop (awaited if async); its result.
 
         ``step`` marks a rule or initializer: it gets the next rule index, and a
-        poller failure seen after it fails the example (spec §3.1.6).
+        poller failure seen after it fails the example (spec §3.1.6). ``settle``
+        (all but invariants and preconditions) waits until every task the call
+        set off is blocked again (spec §3.1.3).
         """
         __tracebackhide__ = True
         loop = self._ensure_loop()
@@ -107,7 +110,7 @@ class Example:
             self.current = len(self.steps)
             self.current_name = where
             self.steps.append(_describe_call(fn, args[1:], kwargs))
-        result = loop.run(_on_loop, where, fn, args, kwargs)
+        result = loop.run(_on_loop, where, fn, args, kwargs, settle=settle)
         if isinstance(result, outcome.Error):
             self.failed = True
             annotate(result.error, self)

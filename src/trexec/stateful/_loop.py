@@ -32,11 +32,12 @@ from .._sequence import _single_exception
 
 
 class _Job:
-    __slots__ = ("args", "fn", "result")
+    __slots__ = ("args", "fn", "result", "settle")
 
-    def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...], settle: bool) -> None:
         self.fn = fn
         self.args = args
+        self.settle = settle
         self.result: outcome.Outcome[Any] | None = None
 
 
@@ -76,7 +77,8 @@ class GuestLoop:
                     result = await outcome.acapture(job.fn, *job.args)
                     # spec §3.1.3: a step ends when what it set off has run too
                     # (every task blocked again), with no time passing meanwhile.
-                    await trio.testing.wait_all_tasks_blocked()
+                    if job.settle:
+                        await trio.testing.wait_all_tasks_blocked()
                     job.result = result
                 nursery.cancel_scope.cancel()
 
@@ -108,13 +110,14 @@ class GuestLoop:
         trio.lowlevel.reschedule(self._driver, outcome.Value(job))
         return True
 
-    def run(self, fn: Callable[..., Any], *args: Any) -> outcome.Outcome[Any]:
-        """Run ``await fn(*args)`` in the driver task; its outcome.
+    def run(self, fn: Callable[..., Any], *args: Any, settle: bool = True) -> outcome.Outcome[Any]:
+        """Run ``await fn(*args)`` in the driver task; its outcome. With ``settle``,
+        the job ends only once every other task is blocked again too.
 
         If the run ends first (a task in the nursery raised, which cancels the
         driver), the run's own error is the outcome.
         """
-        job = _Job(fn, args)
+        job = _Job(fn, args, settle)
         if self._give(job):
             self._pump(lambda: job.result is not None and self._parked)
             result = job.result

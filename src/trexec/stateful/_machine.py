@@ -2,10 +2,12 @@
 one Trio run per example (spec §3.1).
 
 Hypothesis' engine stays as it is (drawing, shrinking, the example database,
-``@reproduce_failure``, settings profiles). At class creation the rules,
-initializers, invariants and preconditions Hypothesis collects are swapped for
-thin sync bridges that run the user's function on the example's Trio loop
-(``_example.Example.call``); the class attributes themselves are left alone.
+``@reproduce_failure``, settings profiles). ``setup_state`` (where Hypothesis
+collects a class's rules, initializers and invariants) hands it copies whose
+functions and async preconditions are thin sync bridges running the user's
+function on the example's Trio loop (``_example.Example.call``). The user's
+functions, and the markers Hypothesis keeps on them, are left alone: a function
+shared with a plain ``RuleBasedStateMachine`` stays sync there.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -34,7 +37,9 @@ from ._example import Example
 
 __all__ = ["TrioStateMachine"]
 
-_BRIDGED = "_trexec_bridged"
+# class -> (Hypothesis' setup state, the bridged copy); weak: classes made in tests go.
+_BRIDGED: weakref.WeakKeyDictionary[type, tuple[Any, Any]] = weakref.WeakKeyDictionary()
+_TEARDOWN = "_trexec_teardown"
 
 
 class TrioStateMachine(RuleBasedStateMachine):
@@ -59,8 +64,11 @@ class TrioStateMachine(RuleBasedStateMachine):
       :class:`~trexec.stateful.PollerFailed` after the step it happened in (or at
       teardown). A failure's exception carries a note listing the steps by
       rule index, the events and the poller results.
-    * Sync preconditions run on Hypothesis' side between steps (they should only
-      read attributes); async ones run on the loop like the steps.
+    * A rule (or initializer) ends once every task it set off is blocked again,
+      so a poll it caused has answered before the next step; no time passes
+      for that. Invariants and async preconditions are checks: they run on the
+      loop but do not wait for other tasks. Sync preconditions run on
+      Hypothesis' side between steps (they should only read attributes).
 
     Raises :class:`~trexec.InvalidArgument` at class creation for a bad
     ``clock`` or an async generator used as a rule, and
@@ -79,11 +87,30 @@ class TrioStateMachine(RuleBasedStateMachine):
                 clock,
                 "a trio.abc.Clock such as trio.testing.MockClock(autojump_threshold=0), or None",
             )
-        for name, value in list(vars(cls).items()):
-            _bridge_markers(cls, name, value)
+        for name, value in vars(cls).items():  # spec §3.1.9: bad steps fail here
+            for marker in (RULE_MARKER, INITIALIZE_RULE_MARKER, INVARIANT_MARKER):
+                found = getattr(value, marker, None)
+                if isinstance(found, Rule | Invariant):
+                    _check_function(f"{cls.__qualname__}.{name}", found.function)
         teardown = cls.__dict__.get("teardown")
-        if teardown is not None and not getattr(teardown, _BRIDGED, False):
+        if teardown is not None and not getattr(teardown, _TEARDOWN, False):
             type.__setattr__(cls, "teardown", _bridge_teardown(cls, teardown))
+
+    @classmethod
+    def setup_state(cls) -> Any:
+        """Hypothesis' rules, initializers and invariants of ``cls``, bridged to the loop."""
+        state = super().setup_state()  # cached per class by Hypothesis
+        cached = _BRIDGED.get(cls)
+        if cached is None or cached[0] is not state:
+            name = cls.__qualname__
+            bridged = dataclasses.replace(
+                state,
+                rules=[_bridge_rule(name, r) for r in state.rules],
+                initializers=[_bridge_rule(name, r) for r in state.initializers],
+                invariants=[_bridge_invariant(name, i) for i in state.invariants],
+            )
+            cached = _BRIDGED[cls] = (state, bridged)
+        return cached[1]
 
     def __init__(self) -> None:
         super().__init__()
@@ -139,26 +166,22 @@ class TrioStateMachine(RuleBasedStateMachine):
         self._trexec.finish(None, f"{type(self).__qualname__}.teardown")
 
 
-def _bridge_markers(cls: type, name: str, value: object) -> None:
-    """Swap the Rule/Invariant Hypothesis will collect from ``value`` for bridged ones."""
-    where = f"{cls.__qualname__}.{name}"
-    for marker in (RULE_MARKER, INITIALIZE_RULE_MARKER):
-        rule = getattr(value, marker, None)
-        if isinstance(rule, Rule) and not getattr(rule.function, _BRIDGED, False):
-            bridged = dataclasses.replace(
-                rule,
-                function=_bridge(where, rule.function, step=True),
-                preconditions=tuple(_bridge_precondition(where, p) for p in rule.preconditions),
-            )
-            setattr(value, marker, bridged)
-    invariant = getattr(value, INVARIANT_MARKER, None)
-    if isinstance(invariant, Invariant) and not getattr(invariant.function, _BRIDGED, False):
-        bridged_invariant = dataclasses.replace(
-            invariant,
-            function=_bridge(where, invariant.function, step=False),
-            preconditions=tuple(_bridge_precondition(where, p) for p in invariant.preconditions),
-        )
-        setattr(value, INVARIANT_MARKER, bridged_invariant)
+def _bridge_rule(machine: str, rule: Rule) -> Rule:
+    where = f"{machine}.{rule.function.__name__}"
+    return dataclasses.replace(
+        rule,
+        function=_bridge(where, rule.function, step=True),
+        preconditions=tuple(_bridge_precondition(where, p) for p in rule.preconditions),
+    )
+
+
+def _bridge_invariant(machine: str, invariant: Invariant) -> Invariant:
+    where = f"{machine}.{invariant.function.__name__}"
+    return dataclasses.replace(
+        invariant,
+        function=_bridge(where, invariant.function, step=False),
+        preconditions=tuple(_bridge_precondition(where, p) for p in invariant.preconditions),
+    )
 
 
 def _check_function(where: str, fn: object) -> None:
@@ -173,14 +196,13 @@ def _bridge(where: str, fn: Callable[..., Any], *, step: bool) -> Callable[..., 
     @functools.wraps(fn)
     def on_loop(machine: TrioStateMachine, *args: Any, **kwargs: Any) -> Any:
         __tracebackhide__ = True
-        return machine._trexec.call(where, fn, (machine, *args), kwargs, step=step)
+        return machine._trexec.call(where, fn, (machine, *args), kwargs, step=step, settle=step)
 
-    setattr(on_loop, _BRIDGED, True)
     return on_loop
 
 
 def _bridge_precondition(where: str, fn: Callable[..., Any]) -> Callable[..., Any]:
-    if getattr(fn, _BRIDGED, False) or not _validate.is_async_callable(fn):
+    if not _validate.is_async_callable(fn):
         return fn  # a sync precondition runs on Hypothesis' side, as always
     return _bridge(f"{where} (precondition)", fn, step=False)
 
@@ -197,5 +219,5 @@ def _bridge_teardown(cls: type, fn: Callable[..., Any]) -> Callable[..., Any]:
         machine._trexec.finish(functools.partial(fn, machine), where)
         return None
 
-    setattr(teardown, _BRIDGED, True)
+    setattr(teardown, _TEARDOWN, True)
     return teardown
