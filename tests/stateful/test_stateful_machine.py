@@ -10,6 +10,7 @@ import trio
 import trio.testing
 from hypothesis import strategies as st
 from hypothesis.stateful import (
+    RuleBasedStateMachine,
     initialize,
     invariant,
     precondition,
@@ -141,7 +142,8 @@ class Watched(TrioStateMachine):
         assert self.events == []
         self.seen.extend(drained)
 
-    def teardown(self) -> None:  # runs on the loop before the pollers are awaited
+    def teardown(self) -> None:  # runs on the loop once every poller is done
+        assert all(p.done for p in self.pollers)
         type(self).results.append([p.check() for p in self.pollers])
         self.seen.extend(self.events)
         for event in self.seen:
@@ -294,3 +296,23 @@ class Passing(TrioStateMachine):
 
 TestPassing = Passing.TestCase
 TestPassing.settings = FAST
+
+
+class PlainSync(RuleBasedStateMachine):
+    @initialize()
+    def start(self) -> None:
+        self.calls = 0
+
+    @rule()
+    def step(self) -> None:
+        self.calls += 1
+
+
+class SharesPlainFunctions(TrioStateMachine):
+    start = PlainSync.start
+    step = PlainSync.step
+
+
+def test_functions_shared_with_a_plain_machine_stay_sync_there():
+    run_state_machine_as_test(SharesPlainFunctions, settings=FAST)
+    run_state_machine_as_test(PlainSync, settings=FAST)  # no Trio run, no bridge

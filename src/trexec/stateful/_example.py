@@ -163,8 +163,9 @@ class Example:
     # --- teardown -------------------------------------------------------------------------
 
     def finish(self, teardown: Callable[[], Any] | None, where: str) -> None:
-        """Run ``teardown`` on the loop, await (or, after a failure, stop) every
-        poller, cancel the nursery and end the run (spec §3.1.7)."""
+        """Await every poller (unless the example is failing already), run the
+        user's ``teardown`` on the loop, cancel the nursery and end the run
+        (spec §3.1.7)."""
         __tracebackhide__ = True
         if self.closed or self.finishing:
             return
@@ -176,16 +177,16 @@ class Example:
             return
         self.finishing = True
         try:
+            if not failing:
+                self.call(where, self._await_pollers, (), {})
             if teardown is not None:
                 self.call(where, teardown, (), {})
-            if not failing and not self.failed:
-                self.call(where, self._await_pollers, (), {})
         finally:
             loop = self._loop
             ended = loop.close() if loop is not None else outcome.Value(None)
             self.closed = True
             self.finishing = False
-        if failing or self.failed:
+        if failing:
             return
         if isinstance(ended, outcome.Error):
             annotate(ended.error, self)

@@ -159,8 +159,9 @@ class TrioStateMachine(RuleBasedStateMachine):
         """Await every poller, cancel the nursery and end the example's Trio run.
 
         A subclass may define its own ``teardown`` (sync or ``async def``): it
-        runs on the loop first, with the nursery still open; calling
-        ``super().teardown()`` from it is not needed (and does nothing).
+        runs on the loop once the pollers are done, with the nursery still open
+        (close clients and connections there); calling ``super().teardown()``
+        from it is not needed (and does nothing).
         """
         __tracebackhide__ = True
         self._trexec.finish(None, f"{type(self).__qualname__}.teardown")
