@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import sys
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -162,16 +163,18 @@ class Example:
 
     # --- teardown -------------------------------------------------------------------------
 
-    def finish(self, teardown: Callable[[], Any] | None, where: str) -> None:
+    def finish(
+        self, teardown: Callable[[], Any] | None, where: str, caller: types.FrameType | None
+    ) -> None:
         """Await every poller (unless the example is failing already), run the
         user's ``teardown`` on the loop, cancel the nursery and end the run
         (spec §3.1.7)."""
         __tracebackhide__ = True
         if self.closed or self.finishing:
             return
-        # An exception already on its way (a failed step, or Hypothesis' own stop)
-        # wins: teardown then only cleans up.
-        failing = self.failed or sys.exc_info()[1] is not None
+        # An exception already on its way through Hypothesis' runner (``caller``,
+        # which calls teardown in a ``finally``) wins: teardown only cleans up.
+        failing = self.failed or _propagating(caller)
         if self._loop is None and teardown is None:
             self.closed = True
             return
@@ -198,6 +201,18 @@ class Example:
         while position < len(self.pollers):  # pollers may start more meanwhile
             await self.pollers[position]._wait_finished()
             position += 1
+
+
+def _propagating(caller: types.FrameType | None) -> bool:
+    """Is an exception on its way out through ``caller`` (not just being handled
+    further up, e.g. Hypothesis replaying inside an ``except``)?"""
+    error = sys.exc_info()[1]
+    tb = error.__traceback__ if error is not None else None
+    while tb is not None:
+        if tb.tb_frame is caller:
+            return True
+        tb = tb.tb_next
+    return False
 
 
 async def _on_loop(

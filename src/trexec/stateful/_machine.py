@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
+import sys
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -164,7 +165,7 @@ class TrioStateMachine(RuleBasedStateMachine):
         from it is not needed (and does nothing).
         """
         __tracebackhide__ = True
-        self._trexec.finish(None, f"{type(self).__qualname__}.teardown")
+        self._trexec.finish(None, f"{type(self).__qualname__}.teardown", sys._getframe(1))
 
 
 def _bridge_rule(machine: str, rule: Rule) -> Rule:
@@ -217,7 +218,7 @@ def _bridge_teardown(cls: type, fn: Callable[..., Any]) -> Callable[..., Any]:
         __tracebackhide__ = True
         if machine._trexec.finishing:  # super().teardown() from a subclass's teardown
             return fn(machine)
-        machine._trexec.finish(functools.partial(fn, machine), where)
+        machine._trexec.finish(functools.partial(fn, machine), where, sys._getframe(1))
         return None
 
     setattr(teardown, _TEARDOWN, True)
