@@ -48,6 +48,7 @@ class GuestLoop:
         self._clock = clock
         self._ticks: queue.SimpleQueue[Callable[[], object]] = queue.SimpleQueue()
         self._driver: trio.lowlevel.Task | None = None
+        self._token: trio.lowlevel.TrioToken | None = None
         self._parked = False
         self.nursery: trio.Nursery | None = None
         self.outcome: outcome.Outcome[None] | None = None  # set when the run has ended
@@ -72,6 +73,7 @@ class GuestLoop:
         with _single_exception():  # spec §3.1.8: a lone failure, not a group of one
             async with trio.open_nursery() as nursery:
                 self.nursery = nursery
+                self._token = trio.lowlevel.current_trio_token()
                 self._driver = trio.lowlevel.current_task()
                 while (job := await self._next_job()) is not None:
                     result = await outcome.acapture(job.fn, *job.args)
@@ -133,7 +135,11 @@ class GuestLoop:
 
     def close(self) -> outcome.Outcome[None]:
         """Cancel the nursery (every task in it) and finish the run; the run's outcome."""
-        self._give(None)
+        if not self._give(None) and self.outcome is None and self._token is not None:
+            # The driver is inside a job the host stopped waiting for (an exception
+            # such as KeyboardInterrupt reached the host): cancel it from the loop.
+            assert self.nursery is not None
+            self._token.run_sync_soon(self.nursery.cancel_scope.cancel)
         self._pump(lambda: False)
         assert self.outcome is not None
         return self.outcome
