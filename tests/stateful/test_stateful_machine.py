@@ -8,7 +8,7 @@ from typing import ClassVar
 import pytest
 import trio
 import trio.testing
-from hypothesis import strategies as st
+from hypothesis import settings, strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
     initialize,
@@ -316,3 +316,27 @@ class SharesPlainFunctions(TrioStateMachine):
 def test_functions_shared_with_a_plain_machine_stay_sync_there():
     run_state_machine_as_test(SharesPlainFunctions, settings=FAST)
     run_state_machine_as_test(PlainSync, settings=FAST)  # no Trio run, no bridge
+
+
+class Counted(TrioStateMachine):
+    examples = 0
+
+    @initialize()
+    async def start(self) -> None:
+        type(self).examples += 1
+
+    @rule()
+    async def step(self) -> None:
+        await trio.sleep(0)
+
+
+def test_settings_profiles_apply():
+    previous = settings.get_current_profile_name()
+    settings.register_profile("trexec-stateful-tiny", max_examples=3, database=None, deadline=None)
+    settings.load_profile("trexec-stateful-tiny")
+    try:
+        Counted.examples = 0
+        run_state_machine_as_test(Counted)  # no settings given: the profile's
+    finally:
+        settings.load_profile(previous)
+    assert 1 <= Counted.examples <= 3
