@@ -213,19 +213,19 @@ class FailingPoller(TrioStateMachine):
 
     @initialize()
     async def start(self) -> None:
-        self.broken = False
-
-    @rule()
-    async def breaks(self) -> None:
-        self.broken = True
+        self.polls = 0
 
     @rule()
     async def watch(self) -> None:
-        async def poll() -> None:
-            if self.broken:
+        async def poll() -> str:
+            self.polls += 1
+            if self.polls > 2:  # the service goes down on the third poll
                 raise ConnectionError("the service is down")
+            return "up"
 
-        self.start_poller(poll_fn=poll, handler=lambda _: trexec.CONTINUE, interval=1, timeout=3)
+        self.start_poller(
+            poll_fn=poll, handler=lambda status: trexec.Inject(status), interval=1, timeout=3
+        )
         await trio.sleep(1)
 
 
@@ -237,7 +237,9 @@ def test_a_poller_failure_fails_the_example():
     assert error.__cause__ is error.reason
     assert isinstance(error.reason.__cause__, ConnectionError)
     report = next(n for n in error.__notes__ if n.startswith("trexec.stateful"))
-    assert "PollError" in report
+    assert "PollError" in report and "PollFnError" in report
+    # The events the poller sent before it failed, tagged with the rule that started it.
+    assert f"[{error.rule_index}] poller {error.poller_id}: 'up'" in report
 
 
 class BackgroundCrash(TrioStateMachine):
