@@ -79,7 +79,7 @@ class GuestLoop:
                     result = await outcome.acapture(job.fn, *job.args)
                     # spec §3.1.3: a step ends when what it set off has run too
                     # (every task blocked again), with no time passing meanwhile.
-                    if job.settle:
+                    if job.settle and nursery.child_tasks:  # none: nothing to settle
                         await trio.testing.wait_all_tasks_blocked()
                     job.result = result
                 nursery.cancel_scope.cancel()
