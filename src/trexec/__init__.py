@@ -15,7 +15,8 @@ trexec is built in layers; each layer uses only the ones above it here:
 * ``durable`` (subpackage): database-backed machines (steps, signals, children,
   leases, rate limits) over a store interface with SQLite and PostgreSQL
   implementations. ``workflows`` (subpackage): declarative step graphs that run
-  as durable instances.
+  as durable instances. ``stateful`` (subpackage, extra ``trexec[hypothesis]``,
+  not imported here): Hypothesis state machines whose steps run on Trio.
 * This file re-exports the public API; everything not listed in ``__all__`` is
   private. ``docs/spec.md`` numbers every rule; code cites it as ``# spec §N``.
 """
