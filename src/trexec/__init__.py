@@ -62,6 +62,7 @@ from ._exceptions import (
     TrexecError as TrexecError,
 )
 from ._poller import *  # noqa: F403
+from ._public import fix_modules as _fix_modules
 from ._recorders import *  # noqa: F403
 from ._runs import *  # noqa: F403
 from ._sequence import *  # noqa: F403
@@ -96,14 +97,5 @@ for _module in (
 del _module
 
 
-def _fixup_module_metadata() -> None:
-    # Public objects report their public path (trexec.ActionError, not
-    # trexec._exceptions.ActionError), as trio does.
-    for name in __all__:
-        obj = globals()[name]
-        if getattr(obj, "__module__", "").startswith("trexec._"):
-            obj.__module__ = "trexec"
-
-
-_fixup_module_metadata()
-del _fixup_module_metadata
+_fix_modules(globals(), __all__, "trexec")
+del _fix_modules

@@ -17,7 +17,7 @@ from .. import _validate
 from ._outcomes import Outcome, Stop
 
 if TYPE_CHECKING:
-    from ._engine import Engine
+    from ._engine_api import Engine
 
 __all__ = ["Context", "Instance", "Machine", "Signal"]
 

@@ -31,12 +31,11 @@ import psycopg.errors
 import trio
 
 from .. import _validate
-from . import _postgres_ops as ops, _postgres_sql as sql
-from ._exceptions import NoTarget, StoreError, StoreRejected
+from . import _postgres_ops as ops, _postgres_sql as sql, _store_rules as rules
+from ._exceptions import StoreError, StoreRejected
 from ._postgres_conn import Database, Retry, parse_schema
 from ._postgres_listen import Listener
 from ._records import (
-    TERMINAL,
     Claim,
     Commit,
     CommitStatus,
@@ -390,17 +389,7 @@ class PostgresStore(Store):
     @staticmethod
     def _target(c: Conn, target: int | str, by_id: str, by_key: str) -> tuple[Any, ...]:
         row = c.execute(by_id if isinstance(target, int) else by_key, (target,)).fetchone()
-        return PostgresStore._target_row(target, row)
-
-    @staticmethod
-    def _target_row(target: int | str, row: Any) -> tuple[Any, ...]:
-        """``row`` as a tuple; raises NoTarget if there is none or it is terminal."""
-        if row is None:
-            what = "id" if isinstance(target, int) else "key"
-            raise NoTarget(f"{what}={target!r}: no live instance")
-        if row[1] in TERMINAL:
-            raise NoTarget(f"id={target!r}: the instance is {row[1]}")
-        return tuple(row)
+        return rules.live_target(target, row)
 
     async def deliver_signal(
         self, target: int | str, name: str, payload: str, dedup_key: str | None
@@ -412,7 +401,7 @@ class PostgresStore(Store):
                 query = sql.DELIVER_BY_ID if by_id else sql.DELIVER_BY_KEY
                 row = c.execute(query, (target, name, payload)).fetchone()
                 # Unknown or terminal: NoTarget (and the CTE stored nothing).
-                id_, status, awaits, signal_id = self._target_row(target, row)
+                id_, status, awaits, signal_id = rules.live_target(target, row)
                 if status == "awaiting" and name in awaits:
                     c.execute(sql.WAKE_NOW, (id_,))
                     self._notify(c)
@@ -489,16 +478,9 @@ class PostgresStore(Store):
         limit: int = 100,
         after_id: int | None = None,
     ) -> list[InstanceRecord]:
-        query = sql.LIST
-        params: list[Any] = [after_id if after_id is not None else 0]
-        if status is not None:
-            query += " AND status = %s"
-            params.append(status)
-        if machine is not None:
-            query += " AND machine = %s"
-            params.append(machine)
-        query += " ORDER BY id LIMIT %s"
-        params.append(limit)
+        query, params = rules.list_query(
+            sql.LIST, "%s", status=status, machine=machine, limit=limit, after_id=after_id
+        )
 
         def op(c: Conn) -> list[InstanceRecord]:
             return [ops.record(row) for row in c.execute(query, params)]

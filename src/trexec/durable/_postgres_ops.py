@@ -13,17 +13,22 @@ from typing import Any
 import psycopg
 import psycopg.errors
 
-from . import _postgres_sql as sql
-from ._exceptions import DuplicateKey, NoTarget, StoreError
+from . import _postgres_sql as sql, _store_rules as rules
+from ._exceptions import DuplicateKey
 from ._records import (
+    AwaitCommit,
+    ChildrenCommit,
     Claim,
     Commit,
     CommitStatus,
+    DoneCommit,
     InstanceRecord,
     Job,
     NewInstance,
+    NextCommit,
     RateLimitPolicy,
-    SignalRecord,
+    RetryCommit,
+    StopCommit,
     Throttled,
 )
 from ._store import PRUNE_BATCH, prune_selection
@@ -41,31 +46,8 @@ __all__ = [
 Conn = psycopg.Connection[Any]
 
 
-def record(row: Sequence[Any]) -> InstanceRecord:
-    (id_, machine, version, step, status, state, result, error, attempt, key, parent_id,
-     awaits, pending, run_at, created, updated) = row  # fmt: skip
-    return InstanceRecord(
-        id=id_,
-        machine=machine,
-        version=version,
-        step=step,
-        status=status,
-        state=state,
-        result=result,
-        error=error,
-        attempt=attempt,
-        key=key,
-        parent_id=parent_id,
-        awaits=tuple(awaits),
-        pending_children=pending,
-        run_at=run_at,
-        created_at=created,
-        updated_at=updated,
-    )
-
-
-def signal(row: Sequence[Any]) -> SignalRecord:
-    return SignalRecord(*row)
+record = rules.record
+signal = rules.signal
 
 
 def insert_rows(c: Conn, items: Sequence[NewInstance]) -> list[int]:
@@ -78,7 +60,7 @@ def insert_rows(c: Conn, items: Sequence[NewInstance]) -> list[int]:
         found = {row[0] for row in c.execute(sql.LOCK_PARENTS, (sorted(parents),))}
         missing = sorted(set(parents) - found)
         if missing:
-            raise NoTarget(f"parent_id={missing[0]!r}: no such instance")
+            raise rules.no_parent(missing[0])
         c.execute(sql.PARENT_ADD_CHILDREN, (list(parents), list(parents.values())))
     try:
         rows = c.execute(
@@ -95,7 +77,7 @@ def insert_rows(c: Conn, items: Sequence[NewInstance]) -> list[int]:
         ).fetchall()
     except psycopg.errors.UniqueViolation as exc:
         key = duplicate_key(exc, items)
-        raise DuplicateKey(f"key={key!r}: a live instance already holds this key") from exc
+        raise rules.key_taken(key) from exc
     return sorted(row[0] for row in rows)
 
 
@@ -182,34 +164,26 @@ def apply_rate_limits(
     """Take tokens from each candidate's bucket, oldest first; return the ids to
     claim and the throttled rows, postponed to when their bucket refills."""
 
-    def policy_of(key: str | None) -> RateLimitPolicy | None:
-        return None if key is None else rate_limits.get(key.split(":", 1)[0])
-
-    keys = sorted({k for _, k, _ in candidates if k is not None and policy_of(k)})
+    now = c.execute(sql.CLOCK).fetchone()[0]  # type: ignore[index]
+    buckets = rules.Buckets(rate_limits, now)
+    keys = sorted({k for _, k, _ in candidates if k is not None and buckets.policy(k)})
     if not keys:
         return [id_ for id_, _, _ in candidates], []
-    now = c.execute(sql.CLOCK).fetchone()[0]  # type: ignore[index]
-    bursts = [policy_of(k).burst for k in keys]  # type: ignore[union-attr]
+    bursts = [buckets.policy(k).burst for k in keys]  # type: ignore[union-attr]
     c.execute(sql.BUCKETS_ENSURE, (keys, bursts))
-    buckets: dict[str, float] = {}
     for key, tokens, updated in c.execute(sql.BUCKETS_LOCK, (keys,)):
-        policy = policy_of(key)
-        assert policy is not None
-        buckets[key] = min(policy.burst, tokens + max(0.0, now - updated) * policy.rate)
+        buckets.level(key, tokens, updated)
     chosen: list[int] = []
     throttled: list[Throttled] = []
     for id_, key, weight in candidates:
-        policy = policy_of(key)
-        if policy is None or key is None:
-            chosen.append(id_)
+        wait = None if key is None or key not in buckets.changed else buckets.take(key, weight)
+        if wait is not None:
+            assert key is not None
+            throttled.append(Throttled(id_, key, wait))
             continue
-        needed = min(float(weight), policy.burst)
-        if buckets[key] + 1e-9 < needed:
-            throttled.append(Throttled(id_, key, (needed - buckets[key]) / policy.rate))
-            continue
-        buckets[key] -= weight
         chosen.append(id_)
-    c.execute(sql.BUCKETS_SET, (list(buckets), list(buckets.values()), [now] * len(buckets)))
+    changed = buckets.changed
+    c.execute(sql.BUCKETS_SET, (list(changed), list(changed.values()), [now] * len(changed)))
     if throttled:
         c.execute(sql.THROTTLE_ROWS, ([t.id for t in throttled], [t.wait for t in throttled]))
     return chosen, throttled
@@ -242,9 +216,9 @@ class CompleteBatch:
         self.c = c
         self.rows: dict[int, tuple[str, int, int | None]] = {}
         self.wakes = False
-        self._next: list[Commit] = []
-        self._done: list[Commit] = []
-        self._stop: list[Commit] = []
+        self._next: list[NextCommit] = []
+        self._done: list[DoneCommit] = []
+        self._stop: list[StopCommit] = []
         self._consumed: list[tuple[int, int]] = []
         self._finished: list[tuple[int, int | None]] = []
 
@@ -265,61 +239,62 @@ class CompleteBatch:
         if status != "running" or token != commit.lease.token:
             return "stale"
         self.rows[id_] = ("committed", token, parent_id)  # a second commit is stale
-        kind = commit.kind
-        if kind == "next":
-            self._next.append(commit)
-            self._consumed += [(sid, id_) for sid in commit.consumed]
-        elif kind in ("done", "stop"):
-            (self._done if kind == "done" else self._stop).append(commit)
-            self._finished.append((id_, parent_id))
-        else:
-            self.flush()
-            return self._apply_one(commit)
+        return rules.dispatch(self, commit)
+
+    # --- CommitWriter: runs of next/done/stop are batched, the rest one by one ---
+
+    def next(self, commit: NextCommit) -> CommitStatus:
+        self._next.append(commit)
+        self._consumed += [(sid, commit.lease.id) for sid in commit.consumed]
         return "applied"
 
-    def _apply_one(self, commit: Commit) -> CommitStatus:
+    def finish(self, commit: DoneCommit | StopCommit) -> CommitStatus:
+        if isinstance(commit, DoneCommit):
+            self._done.append(commit)
+        else:
+            self._stop.append(commit)
+        self._finished.append((commit.lease.id, self.rows[commit.lease.id][2]))
+        return "applied"
+
+    def retry(self, commit: RetryCommit) -> CommitStatus:
+        self.flush()
+        self.c.execute(sql.COMPLETE_RETRY, (commit.state, float(commit.delay), commit.lease.id))
+        return "applied"
+
+    def await_(self, commit: AwaitCommit) -> CommitStatus:
+        self.flush()
         c, id_ = self.c, commit.lease.id
-        if commit.kind == "retry":
-            c.execute(sql.COMPLETE_RETRY, (commit.state, float(commit.delay), id_))
-        elif commit.kind == "await":
-            c.execute(
-                sql.COMPLETE_AWAIT,
-                (commit.step, commit.state, commit.timeout, list(commit.awaits), id_),
-            )
-            # spec §5.6: a matching signal that arrived before parking wakes it now.
-            if c.execute(sql.AWAIT_MATCHING_SIGNAL, (id_, list(commit.awaits))).fetchone():
-                c.execute(sql.WAKE_NOW, (id_,))
-        elif commit.kind == "children":
-            children = [child_of(child, id_) for child in commit.children]
-            if children:
-                try:
-                    # spec §8.8.1: a savepoint: a key clash undoes only this commit.
-                    with c.transaction():
-                        insert_rows(c, children)
-                except DuplicateKey:
-                    self.rows[id_] = ("running", commit.lease.token, self.rows[id_][2])
-                    return "duplicate_key"
-                self.wakes = True
-            n = len(children)
-            # spec §5.7: zero children proceed at once.
-            c.execute(
-                sql.COMPLETE_CHILDREN,
-                (
-                    "waiting_children" if n else "scheduled",
-                    commit.step,
-                    commit.state,
-                    not n,
-                    n,
-                    0,
-                    id_,
-                ),
-            )
-            if commit.consumed:
-                c.execute(
-                    sql.CONSUME_SIGNALS, (list(commit.consumed), [id_] * len(commit.consumed))
-                )
-        else:  # pragma: no cover - the engine builds only the kinds above
-            raise StoreError(f"unknown commit kind {commit.kind!r}")
+        c.execute(
+            sql.COMPLETE_AWAIT,
+            (commit.step, commit.state, commit.timeout, list(commit.awaits), id_),
+        )
+        # spec §5.6: a matching signal that arrived before parking wakes it now.
+        if c.execute(sql.AWAIT_MATCHING_SIGNAL, (id_, list(commit.awaits))).fetchone():
+            c.execute(sql.WAKE_NOW, (id_,))
+        return "applied"
+
+    def children(self, commit: ChildrenCommit) -> CommitStatus:
+        self.flush()
+        c, id_ = self.c, commit.lease.id
+        children = [rules.child_of(child, id_) for child in commit.children]
+        if children:
+            try:
+                # spec §8.8.1: a savepoint: a key clash undoes only this commit.
+                with c.transaction():
+                    insert_rows(c, children)
+            except DuplicateKey:
+                self.rows[id_] = ("running", commit.lease.token, self.rows[id_][2])
+                return "duplicate_key"
+            self.wakes = True
+        n = len(children)
+        # spec §5.7: zero children proceed at once.
+        status_after = "waiting_children" if n else "scheduled"
+        c.execute(
+            sql.COMPLETE_CHILDREN, (status_after, commit.step, commit.state, not n, n, 0, id_)
+        )
+        if commit.consumed:
+            consumed = list(commit.consumed)
+            c.execute(sql.CONSUME_SIGNALS, (consumed, [id_] * len(consumed)))
         return "applied"
 
     def flush(self) -> None:
@@ -357,18 +332,6 @@ class CompleteBatch:
                 woke = c.execute(sql.PARENTS_CHILDREN_FINISHED, (parents,)).fetchall()
                 self.wakes = self.wakes or any(s == "scheduled" for _, s in woke)
         self._next, self._done, self._stop, self._consumed, self._finished = [], [], [], [], []
-
-
-def child_of(child: NewInstance, parent_id: int) -> NewInstance:
-    return NewInstance(
-        machine=child.machine,
-        version=child.version,
-        step=child.step,
-        state=child.state,
-        scheduled_in=child.scheduled_in,
-        key=child.key,
-        parent_id=parent_id,
-    )
 
 
 def duplicate_key(exc: psycopg.errors.UniqueViolation, items: Sequence[NewInstance]) -> str | None:

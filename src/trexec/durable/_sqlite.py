@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
-from . import _sqlite_ops as ops, _sqlite_sql as sql
+from . import _sqlite_ops as ops, _sqlite_sql as sql, _store_rules as rules
 from ._exceptions import StoreError, StoreRejected
 from ._records import (
     Claim,
@@ -35,7 +35,6 @@ from ._records import (
     Reclaimed,
     Release,
     SignalRecord,
-    Throttled,
 )
 from ._sqlite_thread import SqliteThread
 from ._store import PRUNE_BATCH, Store, prune_selection
@@ -165,16 +164,7 @@ class SqliteStore(Store):
         rows = c.execute(candidates_sql, (now, *params, limit)).fetchall()
         if not rows:
             return Claim(())
-        throttled: list[Throttled] = []
-        ids = []
-        for id_, _status, rate_key, weight in rows:
-            if rate_key is not None:
-                wait = ops.take_tokens(c, rate_key, weight, rate_limits, now)
-                if wait is not None:
-                    c.execute(sql.THROTTLE_ROW, (now + wait, id_))
-                    throttled.append(Throttled(id_, rate_key, wait))
-                    continue
-            ids.append(id_)
+        ids, throttled = ops.take_tokens(c, rows, rate_limits, now)
         claimed = []
         if ids:
             claim_rows = sql.CLAIM_ROWS.format(ops.placeholders(len(ids)))
@@ -182,7 +172,7 @@ class SqliteStore(Store):
         inbox: dict[int, list[SignalRecord]] = {}
         if claimed:
             for iid, *signal in c.execute(sql.CLAIM_INBOX.format(ops.placeholders(len(ids))), ids):
-                inbox.setdefault(iid, []).append(SignalRecord(*signal))
+                inbox.setdefault(iid, []).append(rules.signal(signal))
         jobs = []
         for (id_, token, machine, version, step, attempt, state, key, parent_id,
              awaits, child_count) in claimed:  # fmt: skip
@@ -370,7 +360,7 @@ class SqliteStore(Store):
 
     async def inbox(self, instance_id: int) -> list[SignalRecord]:
         def op(c: sqlite3.Connection) -> list[SignalRecord]:
-            return [SignalRecord(*row) for row in c.execute(sql.INBOX, (instance_id,))]
+            return [rules.signal(row) for row in c.execute(sql.INBOX, (instance_id,))]
 
         return await self._run(op, read=True)
 
@@ -388,16 +378,9 @@ class SqliteStore(Store):
         limit: int = 100,
         after_id: int | None = None,
     ) -> list[InstanceRecord]:
-        query = sql.LIST
-        params: list[Any] = [after_id if after_id is not None else 0]
-        if status is not None:
-            query += " AND status = ?"
-            params.append(status)
-        if machine is not None:
-            query += " AND machine = ?"
-            params.append(machine)
-        query += " ORDER BY id LIMIT ?"
-        params.append(limit)
+        query, params = rules.list_query(
+            sql.LIST, "?", status=status, machine=machine, limit=limit, after_id=after_id
+        )
 
         def op(c: sqlite3.Connection) -> list[InstanceRecord]:
             return [ops.record(row) for row in c.execute(query, params)]

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from .. import _validate
 from .._backoff import Backoff as ActionBackoff
 from ._exceptions import InvalidWorkflow
+
+if TYPE_CHECKING:
+    from ..durable import Engine, Machine
 
 __all__ = ["Backoff", "Step", "StepContext", "StepFailure", "Workflow"]
 
@@ -187,6 +190,29 @@ class Workflow:
                 f"step={name!r}: expected a step of workflow {self.name!r}, "
                 f"one of {sorted(self._by_name)!r}"
             ) from None
+
+    # --- durable.Extension and durable.RunStarter (spec §5.5.10, §6.2) ---------
+
+    def engine_machines(self) -> list[type[Machine]]:
+        """The durable machines that run this workflow (its run and step
+        machines, the same classes every call); ``open_engine(workflows=[wf])``
+        runs them."""
+        from ._engine_hooks import machines_for
+
+        return machines_for([self])
+
+    def engine_tasks(self, engine: Engine) -> tuple[()]:
+        """A workflow runs no background task of its own in the engine."""
+        return ()
+
+    async def start_run(
+        self, engine: Engine, input: Any, *, schedule_in: float | None = None
+    ) -> int:
+        """What ``engine.start_workflow(wf, input, schedule_in=...)`` does: insert a
+        run of this workflow; return the run's id (spec §6.2)."""
+        from ._engine_hooks import start_workflow
+
+        return await start_workflow(engine, self, input, schedule_in=schedule_in)
 
     @property
     def step_names(self) -> tuple[str, ...]:

@@ -1,0 +1,208 @@
+"""The rules every store applies the same way, once (spec §5.2-§5.9): a store
+module keeps only its dialect (SQL), connection handling, locking and
+notification, and calls these for the decisions.
+
+* rows to records (``record``, ``signal``), a child's row (``child_of``);
+* target lookup and its errors (``live_target``, ``no_parent``, ``key_taken``);
+* the rate-limit token bucket (``Buckets``, spec §5.9);
+* listing filters (``list_query``);
+* the dispatch of a commit on its kind (``dispatch`` over a ``CommitWriter``,
+  spec §5.4), checked exhaustive by mypy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol, assert_never
+
+import attrs
+
+from ._exceptions import DuplicateKey, NoTarget
+from ._records import (
+    TERMINAL,
+    AwaitCommit,
+    ChildrenCommit,
+    Commit,
+    CommitStatus,
+    DoneCommit,
+    InstanceRecord,
+    NewInstance,
+    NextCommit,
+    RateLimitPolicy,
+    RetryCommit,
+    SignalRecord,
+    StopCommit,
+)
+
+__all__ = [
+    "Buckets",
+    "CommitWriter",
+    "child_of",
+    "dispatch",
+    "key_taken",
+    "list_query",
+    "live_target",
+    "no_parent",
+    "record",
+    "signal",
+]
+
+# --- rows to records (spec §5.2) ---------------------------------------------------
+
+
+def record(row: Sequence[Any], awaits: Callable[[Any], Sequence[str]] = tuple) -> InstanceRecord:
+    """An instance row (the columns of every store's ``INSTANCE_COLUMNS``, in
+    order) as a record; ``awaits`` decodes the dialect's list of signal names."""
+    (id_, machine, version, step, status, state, result, error, attempt, key, parent_id,
+     waits, pending, run_at, created, updated) = row  # fmt: skip
+    return InstanceRecord(
+        id=id_,
+        machine=machine,
+        version=version,
+        step=step,
+        status=status,
+        state=state,
+        result=result,
+        error=error,
+        attempt=attempt,
+        key=key,
+        parent_id=parent_id,
+        awaits=tuple(awaits(waits)),
+        pending_children=pending,
+        run_at=run_at,
+        created_at=created,
+        updated_at=updated,
+    )
+
+
+def signal(row: Sequence[Any]) -> SignalRecord:
+    """A signal row (id, name, payload, dedup_key, created_at) as a record."""
+    return SignalRecord(*row)
+
+
+def child_of(child: NewInstance, parent_id: int) -> NewInstance:
+    """A ``ScheduleChildren`` child as inserted: a child of ``parent_id`` (spec §5.7)."""
+    return attrs.evolve(child, parent_id=parent_id)
+
+
+# --- targets and their errors (spec §5.6, §5.3) ---------------------------------------
+
+
+def live_target(target: int | str, row: Sequence[Any] | None) -> tuple[Any, ...]:
+    """The row a signal or cancel addresses (its second column is the status);
+    raises :class:`NoTarget` if there is none or it is terminal."""
+    if row is None:
+        what = "id" if isinstance(target, int) else "key"
+        raise NoTarget(f"{what}={target!r}: no live instance")
+    if row[1] in TERMINAL:
+        raise NoTarget(f"id={target!r}: the instance is {row[1]}")
+    return tuple(row)
+
+
+def no_parent(parent_id: int) -> NoTarget:
+    """The error for an insert whose ``parent_id`` names no instance."""
+    return NoTarget(f"parent_id={parent_id!r}: no such instance")
+
+
+def key_taken(key: str | None) -> DuplicateKey:
+    """The error for an insert whose business key a live instance holds."""
+    return DuplicateKey(f"key={key!r}: a live instance already holds this key")
+
+
+# --- rate limits (spec §5.9) ---------------------------------------------------------------
+
+
+class Buckets:
+    """The token buckets one claim reads and takes from. ``level(key, tokens,
+    updated)`` loads a stored bucket (missing: full); ``take(key, weight)``
+    takes ``weight`` tokens if the bucket holds ``min(weight, burst)``, else
+    returns the seconds until it will. ``changed`` is what to store back."""
+
+    def __init__(self, policies: Mapping[str, RateLimitPolicy], now: float) -> None:
+        self._policies = policies
+        self._now = now
+        self.changed: dict[str, float] = {}
+
+    def policy(self, key: str | None) -> RateLimitPolicy | None:
+        """The policy of ``name[:partition]``; None: not limited (an unknown name
+        is reported by the engine, spec §5.9)."""
+        return None if key is None else self._policies.get(key.split(":", 1)[0])
+
+    def level(self, key: str, tokens: float | None, updated: float | None) -> float:
+        policy = self.policy(key)
+        assert policy is not None
+        level = policy.burst
+        if tokens is not None and updated is not None:
+            level = min(policy.burst, tokens + max(0.0, self._now - updated) * policy.rate)
+        self.changed[key] = level
+        return level
+
+    def take(self, key: str, weight: int) -> float | None:
+        """Take from a bucket loaded by :meth:`level`; None if taken, else the wait."""
+        policy = self.policy(key)
+        assert policy is not None
+        tokens = self.changed[key]
+        needed = min(float(weight), policy.burst)
+        if tokens + 1e-9 < needed:
+            return (needed - tokens) / policy.rate
+        self.changed[key] = tokens - weight  # it may go negative (spec §5.9)
+        return None
+
+
+# --- listing -------------------------------------------------------------------------------
+
+
+def list_query(
+    base: str,
+    mark: str,
+    *,
+    status: str | None,
+    machine: str | None,
+    limit: int,
+    after_id: int | None,
+) -> tuple[str, list[Any]]:
+    """``Store.list``'s query: ``base`` selects rows with ``id > <mark>``; the
+    filters given are added, then the order and ``limit`` (``mark`` is the
+    dialect's placeholder)."""
+    params: list[Any]
+    query, params = base, [after_id if after_id is not None else 0]
+    for column, value in (("status", status), ("machine", machine)):
+        if value is not None:
+            query += f" AND {column} = {mark}"
+            params.append(value)
+    return query + f" ORDER BY id LIMIT {mark}", [*params, limit]
+
+
+# --- the commit dispatch (spec §5.4) --------------------------------------------------------
+
+
+class CommitWriter(Protocol):
+    """How one store writes each kind of commit, inside its transaction. Each
+    returns the commit's status (spec §5.8: fenced by its lease)."""
+
+    def next(self, commit: NextCommit) -> CommitStatus: ...
+
+    def retry(self, commit: RetryCommit) -> CommitStatus: ...
+
+    def await_(self, commit: AwaitCommit) -> CommitStatus: ...
+
+    def children(self, commit: ChildrenCommit) -> CommitStatus: ...
+
+    def finish(self, commit: DoneCommit | StopCommit) -> CommitStatus: ...
+
+
+def dispatch(writer: CommitWriter, commit: Commit) -> CommitStatus:
+    """Write ``commit`` with the writer's method for its kind."""
+    match commit:
+        case NextCommit():
+            return writer.next(commit)
+        case RetryCommit():
+            return writer.retry(commit)
+        case AwaitCommit():
+            return writer.await_(commit)
+        case ChildrenCommit():
+            return writer.children(commit)
+        case DoneCommit() | StopCommit():
+            return writer.finish(commit)
+        case _:  # pragma: no cover - mypy proves it unreachable
+            assert_never(commit)
