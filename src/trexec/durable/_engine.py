@@ -22,15 +22,13 @@ __all__ = ["Engine", "InsertSpec", "open_engine"]
 
 def _extensions(name: str, value: object) -> tuple[Extension, ...]:
     # spec §0.3: a bad argument is InvalidArgument naming it, never a bare TypeError.
-    expected = "an iterable of workflows.Workflow" if name == "workflows" else (
-        "an iterable of durable.Extension"
-    )  # fmt: skip
+    one = "a workflows.Workflow" if name == "workflows" else "a durable.Extension"
     if isinstance(value, str | bytes) or not isinstance(value, Iterable):
-        _validate.fail(name, value, expected)
+        _validate.fail(name, value, f"an iterable of {one[2:]}")
     items = tuple(value)
     for item in items:
         if not isinstance(item, Extension):
-            _validate.fail(name, item, expected[len("an iterable of ") :])
+            _validate.fail(name, item, one)
     return items
 
 
