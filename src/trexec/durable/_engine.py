@@ -10,8 +10,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from typing import Any
 
 from .. import _validate
-from ._engine_api import Engine as Engine, InsertSpec as InsertSpec
+from ._engine_api import Engine as Engine
 from ._extension import Extension
+from ._insert import InsertSpec as InsertSpec
 from ._machine import Machine, check_machine
 from ._ratelimit import RateLimit
 from ._serve import EngineConfig

@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import math
-import warnings
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-import attrs
 import cattrs
 import trio
 
@@ -24,101 +22,16 @@ from .. import _validate
 from .._action_class import structure_problems
 from ._exceptions import DurableError, NoTarget
 from ._extension import RunStarter
+from ._insert import InsertSpec, check_key, check_target, schedule_in_of
 from ._ledger import Ledger
-from ._machine import Codec, Instance, Machine, check_machine
+from ._machine import Codec, Instance, Machine
 from ._ratelimit import RateLimit
 from ._records import STATUSES, TERMINAL, NewInstance
 from ._serve import EngineConfig, serve
-from ._steps import MAX_DELAY, Registry, StepRunner, to_instance
+from ._steps import Registry, StepRunner, to_instance
 from ._store import PRUNE_STATUSES, Store, prune_arguments
 
 __all__ = ["Engine", "InsertSpec"]
-
-
-def _key(name: str, value: object) -> str | None:
-    if value is not None and (not isinstance(value, str) or not value or "\x00" in value):
-        _validate.fail(name, value, "None or a non-empty str without NUL characters")
-    return value
-
-
-def _target(value: object) -> int | str:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | str)
-        or value in ("", 0)
-        or (isinstance(value, str) and "\x00" in value)
-    ):
-        _validate.fail("id_or_key", value, "an instance id (int > 0) or a business key (str)")
-    if isinstance(value, int) and value < 0:
-        _validate.fail("id_or_key", value, "an instance id (int > 0) or a business key (str)")
-    return value
-
-
-def _step(name: str, value: object) -> str:
-    # spec §5.1.4: a NUL cannot be stored by every store (PostgreSQL text).
-    if not isinstance(value, str) or not value or "\x00" in value:
-        _validate.fail(name, value, "a non-empty str naming a step (no NUL characters)")
-    return value
-
-
-def _schedule_in(schedule_in: float, scheduled_in: float | None) -> float:
-    """The delay from ``schedule_in``, or from the deprecated ``scheduled_in``."""
-    if scheduled_in is None:
-        return schedule_in
-    warnings.warn(
-        "scheduled_in= is deprecated: use schedule_in= (the name start_workflow uses)",
-        DeprecationWarning,
-        stacklevel=3,
-    )
-    if schedule_in:
-        _validate.fail("scheduled_in", scheduled_in, "not given together with schedule_in")
-    return scheduled_in
-
-
-@attrs.frozen(init=False)
-class InsertSpec:
-    """One instance for :meth:`Engine.insert_many`: ``machine`` (a Machine class),
-    its ``state`` (a ``State`` object, or a dict cattrs structures into one),
-    first ``step``, delay ``schedule_in`` (seconds), business ``key`` and
-    ``parent_id`` (makes it a child of that instance, spec §5.7).
-
-    ``scheduled_in`` is the deprecated name of ``schedule_in``."""
-
-    machine: type[Machine]
-    state: Any
-    step: str = "start"
-    schedule_in: float = 0.0
-    key: str | None = None
-    parent_id: int | None = None
-
-    def __init__(
-        self,
-        machine: type[Machine],
-        state: Any,
-        step: str = "start",
-        schedule_in: float = 0.0,
-        key: str | None = None,
-        parent_id: int | None = None,
-        *,
-        scheduled_in: float | None = None,
-    ) -> None:
-        delay = _schedule_in(schedule_in, scheduled_in)
-        self.__attrs_init__(machine, state, step, delay, key, parent_id)
-
-    def __attrs_post_init__(self) -> None:
-        check_machine("machine", self.machine)
-        _step("step", self.step)
-        _validate.seconds("schedule_in", self.schedule_in)
-        if self.schedule_in > MAX_DELAY:  # spec §5.1.4: past every store's timestamps
-            _validate.fail("schedule_in", self.schedule_in, f"seconds <= {MAX_DELAY:g}")
-        _key("key", self.key)
-        if self.parent_id is not None:
-            _validate.count("parent_id", self.parent_id, minimum=1)
-
-    @property
-    def scheduled_in(self) -> float:
-        """Deprecated alias of :attr:`schedule_in`."""
-        return self.schedule_in
 
 
 #: Engines whose block is running in this process, to say in ``wait``'s timeout
@@ -240,7 +153,7 @@ class Engine:
         bad argument (a state that cannot be stored included). Any engine may
         insert any machine (spec §5.1.3).
         """
-        delay = _schedule_in(schedule_in, scheduled_in)
+        delay = schedule_in_of(schedule_in, scheduled_in)
         (id_,) = await self.insert_many(
             [InsertSpec(machine, state, step=step, schedule_in=delay, key=key)]
         )
@@ -281,12 +194,12 @@ class Engine:
         payload that cannot be stored as JSON included).
         """
         self._check_open()
-        target = _target(id_or_key)
+        target = check_target(id_or_key)
         if not isinstance(name, str) or not name:
             _validate.fail("name", name, "a non-empty str")
         if "\x00" in name:
             _validate.fail("name", name, "a signal name without NUL characters")
-        _key("dedup_key", dedup_key)
+        check_key("dedup_key", dedup_key)
         try:
             text = self._codec.dumps(payload)
         except (TypeError, ValueError) as exc:
@@ -299,7 +212,7 @@ class Engine:
         """The instance with this id (or the live instance holding this key, else
         the latest that held it). Raises :class:`NoTarget` if there is none."""
         self._check_open()
-        target = _target(id_or_key)
+        target = check_target(id_or_key)
         record = await self.store.get(target)
         if record is None:
             what = "id" if isinstance(target, int) else "key"
@@ -324,7 +237,7 @@ class Engine:
         self._check_open()
         if status is not None:
             _validate.one_of("status", status, STATUSES)
-        _key("machine", machine)
+        check_key("machine", machine)
         _validate.count("limit", limit, minimum=1)
         if after_id is not None:
             _validate.count("after_id", after_id)
@@ -342,7 +255,7 @@ class Engine:
         instance, its last status and, when no engine running in this process
         runs its machine, that too (spec §5.5.6). Never changes it."""
         self._check_open()
-        target = _target(id_or_key)
+        target = check_target(id_or_key)
         deadline = _validate.seconds("timeout", timeout, allow_none=True)
         ledger = self._ledger
         instance: Instance | None = None
@@ -374,7 +287,7 @@ class Engine:
         not cancelled. Raises :class:`NoTarget` if it is unknown or already
         finished."""
         self._check_open()
-        target = _target(id_or_key)
+        target = check_target(id_or_key)
         # The id comes from the cancel itself: a key may be reused at once.
         id_, _ = await self.store.cancel(target)
         ledger = self._ledger

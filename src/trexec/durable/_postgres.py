@@ -23,7 +23,8 @@ from __future__ import annotations
 import functools
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from types import ModuleType
+from typing import Any, ClassVar, TypeVar
 
 import psycopg
 import psycopg.conninfo
@@ -40,15 +41,13 @@ from ._records import (
     Commit,
     CommitStatus,
     Delivery,
-    InstanceRecord,
     Lease,
     NewInstance,
     RateLimitPolicy,
     Reclaimed,
     Release,
-    SignalRecord,
 )
-from ._store import Store
+from ._sql_store import SqlStore
 
 __all__ = ["PostgresStore"]
 
@@ -71,7 +70,7 @@ def _redact(url: str) -> str:
     return psycopg.conninfo.make_conninfo("", **params)
 
 
-class PostgresStore(Store):
+class PostgresStore(SqlStore):
     """The PostgreSQL store. Open it with ``durable.open_store("postgresql://...")``
     or :meth:`PostgresStore.open`.
 
@@ -88,6 +87,9 @@ class PostgresStore(Store):
     advances exactly as it does from when the store opened. Production code
     leaves it ``None``: "now" is the database's ``now()``.
     """
+
+    _sql: ClassVar[ModuleType] = sql
+    _mark: ClassVar[str] = "%s"
 
     def __init__(
         self,
@@ -449,43 +451,8 @@ class PostgresStore(Store):
 
     # --- reads (interruptible, spec §8.3.2) ------------------------------------------------------
 
-    async def get(self, target: int | str) -> InstanceRecord | None:
-        query = sql.GET_BY_ID if isinstance(target, int) else sql.GET_BY_KEY
-
-        def op(c: Conn) -> InstanceRecord | None:
-            row = c.execute(query, (target,)).fetchone()
-            return None if row is None else ops.record(row)
-
-        return await self._run(op, read=True)
-
-    async def inbox(self, instance_id: int) -> list[SignalRecord]:
-        def op(c: Conn) -> list[SignalRecord]:
-            return [ops.signal(row) for row in c.execute(sql.INBOX, (instance_id,))]
-
-        return await self._run(op, read=True)
-
-    async def children(self, instance_id: int) -> list[InstanceRecord]:
-        def op(c: Conn) -> list[InstanceRecord]:
-            return [ops.record(row) for row in c.execute(sql.CHILDREN, (instance_id,))]
-
-        return await self._run(op, read=True)
-
-    async def list(
-        self,
-        *,
-        status: str | None = None,
-        machine: str | None = None,
-        limit: int = 100,
-        after_id: int | None = None,
-    ) -> list[InstanceRecord]:
-        query, params = rules.list_query(
-            sql.LIST, "%s", status=status, machine=machine, limit=limit, after_id=after_id
-        )
-
-        def op(c: Conn) -> list[InstanceRecord]:
-            return [ops.record(row) for row in c.execute(query, params)]
-
-        return await self._run(op, read=True)
+    async def _read(self, fn: Callable[[Conn], T]) -> T:
+        return await self._run(fn, read=True)
 
 
 def open_postgres_store(url: str, **options: Any) -> Any:

@@ -23,7 +23,6 @@ from ._records import (
     CommitStatus,
     DoneCommit,
     InstanceRecord,
-    Job,
     NewInstance,
     NextCommit,
     RateLimitPolicy,
@@ -122,34 +121,8 @@ def claim_op(
                 assert child.parent_id is not None
                 children.setdefault(child.parent_id, []).append(child)
         jobs = tuple(
-            Job(
-                id=id_,
-                token=token,
-                machine=machine,
-                version=version,
-                step=step,
-                attempt=attempt,
-                state=state,
-                key=key,
-                parent_id=parent_id,
-                awaits=tuple(awaits),
-                inbox=tuple(signal(s) for s in inbox or ()),
-                children=tuple(children.get(id_, ())),
-            )
-            for (
-                id_,
-                token,
-                machine,
-                version,
-                step,
-                attempt,
-                state,
-                key,
-                parent_id,
-                awaits,
-                _child_count,
-                inbox,
-            ) in claimed
+            rules.job(row, row[9], [signal(s) for s in row[11] or ()], children.get(row[0], ()))
+            for row in claimed
         )
         return Claim(jobs, tuple(throttled))
 

@@ -18,7 +18,8 @@ import sqlite3
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from types import ModuleType
+from typing import Any, ClassVar, TypeVar
 
 from . import _sqlite_ops as ops, _sqlite_sql as sql, _store_rules as rules
 from ._exceptions import StoreError, StoreRejected
@@ -28,7 +29,6 @@ from ._records import (
     CommitStatus,
     Delivery,
     InstanceRecord,
-    Job,
     Lease,
     NewInstance,
     RateLimitPolicy,
@@ -36,8 +36,9 @@ from ._records import (
     Release,
     SignalRecord,
 )
+from ._sql_store import SqlStore
 from ._sqlite_thread import SqliteThread
-from ._store import PRUNE_BATCH, Store, prune_selection
+from ._store import PRUNE_BATCH, prune_selection
 
 T = TypeVar("T")
 SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
@@ -46,12 +47,15 @@ SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
 SCHEMA_VERSION = max(sql.MIGRATIONS)
 
 
-class SqliteStore(Store):
+class SqliteStore(SqlStore):
     """The embedded store. Open it with ``durable.open_store("sqlite:///path")``.
 
     ``clock`` (default ``time.time``) is the store's only source of "now"; tests
     may inject one. See the module docstring for ``synchronous``.
     """
+
+    _sql: ClassVar[ModuleType] = sql
+    _mark: ClassVar[str] = "?"
 
     def __init__(
         self,
@@ -174,27 +178,13 @@ class SqliteStore(Store):
             for iid, *signal in c.execute(sql.CLAIM_INBOX.format(ops.placeholders(len(ids))), ids):
                 inbox.setdefault(iid, []).append(rules.signal(signal))
         jobs = []
-        for (id_, token, machine, version, step, attempt, state, key, parent_id,
-             awaits, child_count) in claimed:  # fmt: skip
-            children: tuple[InstanceRecord, ...] = ()
+        for row in claimed:
+            id_, awaits, child_count = row[0], row[9], row[10]
+            children: list[InstanceRecord] = []
             if child_count:
-                children = tuple(map(ops.record, c.execute(sql.CLAIM_CHILDREN, (id_,)).fetchall()))
-            jobs.append(
-                Job(
-                    id=id_,
-                    token=token,
-                    machine=machine,
-                    version=version,
-                    step=step,
-                    attempt=attempt,
-                    state=state,
-                    key=key,
-                    parent_id=parent_id,
-                    awaits=() if awaits == "[]" else tuple(json.loads(awaits)),
-                    inbox=tuple(inbox.get(id_, ())),
-                    children=children,
-                )
-            )
+                children = [ops.record(r) for r in c.execute(sql.CHILDREN, (id_,)).fetchall()]
+            waits = () if awaits == "[]" else json.loads(awaits)
+            jobs.append(rules.job(row, waits, inbox.get(id_, ()), children))
         return Claim(tuple(jobs), tuple(throttled))
 
     async def next_due(self, machines: Sequence[tuple[str, int]]) -> float | None:
@@ -349,43 +339,11 @@ class SqliteStore(Store):
 
     # --- reads -------------------------------------------------------------------------
 
-    async def get(self, target: int | str) -> InstanceRecord | None:
-        query = sql.GET_BY_ID if isinstance(target, int) else sql.GET_BY_KEY
+    def _record(self, row: Sequence[Any]) -> InstanceRecord:
+        return ops.record(row)
 
-        def op(c: sqlite3.Connection) -> InstanceRecord | None:
-            row = c.execute(query, (target,)).fetchone()
-            return None if row is None else ops.record(row)
-
-        return await self._run(op, read=True)
-
-    async def inbox(self, instance_id: int) -> list[SignalRecord]:
-        def op(c: sqlite3.Connection) -> list[SignalRecord]:
-            return [rules.signal(row) for row in c.execute(sql.INBOX, (instance_id,))]
-
-        return await self._run(op, read=True)
-
-    async def children(self, instance_id: int) -> list[InstanceRecord]:
-        def op(c: sqlite3.Connection) -> list[InstanceRecord]:
-            return [ops.record(row) for row in c.execute(sql.CLAIM_CHILDREN, (instance_id,))]
-
-        return await self._run(op, read=True)
-
-    async def list(
-        self,
-        *,
-        status: str | None = None,
-        machine: str | None = None,
-        limit: int = 100,
-        after_id: int | None = None,
-    ) -> list[InstanceRecord]:
-        query, params = rules.list_query(
-            sql.LIST, "?", status=status, machine=machine, limit=limit, after_id=after_id
-        )
-
-        def op(c: sqlite3.Connection) -> list[InstanceRecord]:
-            return [ops.record(row) for row in c.execute(query, params)]
-
-        return await self._run(op, read=True)
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return await self._run(fn, read=True)
 
 
 @asynccontextmanager

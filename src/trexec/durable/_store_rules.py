@@ -2,7 +2,7 @@
 module keeps only its dialect (SQL), connection handling, locking and
 notification, and calls these for the decisions.
 
-* rows to records (``record``, ``signal``), a child's row (``child_of``);
+* rows to records (``record``, ``signal``, ``job``), a child's row (``child_of``);
 * target lookup and its errors (``live_target``, ``no_parent``, ``key_taken``);
 * the rate-limit token bucket (``Buckets``, spec §5.9);
 * listing filters (``list_query``);
@@ -12,7 +12,7 @@ notification, and calls these for the decisions.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol, assert_never
 
 import attrs
@@ -26,6 +26,7 @@ from ._records import (
     CommitStatus,
     DoneCommit,
     InstanceRecord,
+    Job,
     NewInstance,
     NextCommit,
     RateLimitPolicy,
@@ -39,6 +40,7 @@ __all__ = [
     "CommitWriter",
     "child_of",
     "dispatch",
+    "job",
     "key_taken",
     "list_query",
     "live_target",
@@ -72,6 +74,31 @@ def record(row: Sequence[Any], awaits: Callable[[Any], Sequence[str]] = tuple) -
         run_at=run_at,
         created_at=created,
         updated_at=updated,
+    )
+
+
+def job(
+    row: Sequence[Any],
+    awaits: Iterable[str],
+    inbox: Iterable[SignalRecord],
+    children: Iterable[InstanceRecord],
+) -> Job:
+    """A claimed row (id, token, machine, version, step, attempt, state, key,
+    parent_id, ...) with what the claim read beside it, as a job (spec §5.5)."""
+    id_, token, machine, version, step, attempt, state, key, parent_id = row[:9]
+    return Job(
+        id=id_,
+        token=token,
+        machine=machine,
+        version=version,
+        step=step,
+        attempt=attempt,
+        state=state,
+        key=key,
+        parent_id=parent_id,
+        awaits=tuple(awaits),
+        inbox=tuple(inbox),
+        children=tuple(children),
     )
 
 
