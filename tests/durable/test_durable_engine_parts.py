@@ -168,9 +168,9 @@ async def test_bad_extensions_and_run_starters_are_invalid_arguments(store):
     with pytest.raises(InvalidArgument, match="extensions"):
         async with durable.open_engine(store, extensions=[object()]):
             pass  # pragma: no cover
-    with pytest.raises(InvalidArgument, match="workflows.*a workflows.Workflow"):
+    with pytest.raises(InvalidArgument, match=r"workflows.*a workflows\.Workflow"):
         async with durable.open_engine(store, workflows=[object()]):
             pass  # pragma: no cover
     async with durable.open_engine(store, workers=0) as engine:
-        with pytest.raises(InvalidArgument, match="wf=.*a workflows.Workflow"):
+        with pytest.raises(InvalidArgument, match=r"wf=.*a workflows\.Workflow"):
             await engine.start_workflow(object(), {})  # type: ignore[arg-type]
