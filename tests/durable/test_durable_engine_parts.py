@@ -174,3 +174,21 @@ async def test_bad_extensions_and_run_starters_are_invalid_arguments(store):
     async with durable.open_engine(store, workers=0) as engine:
         with pytest.raises(InvalidArgument, match=r"wf=.*a workflows\.Workflow"):
             await engine.start_workflow(object(), {})  # type: ignore[arg-type]
+
+
+class PricedParent(durable.Machine):
+    name = "parts_priced_parent"
+
+    async def step(self, step, ctx):
+        if step == "start":
+            child = durable.Child(Priced, {"amount": 3})
+            return durable.ScheduleChildren("joined", [child], None)
+        return durable.Done([c.result for c in ctx.children])
+
+
+async def test_a_childs_state_dict_is_structured_too(store):
+    async with durable.open_engine(store, [PricedParent, Priced], **FAST) as engine:
+        id_ = await engine.insert(PricedParent, None)
+        assert (await engine.wait(id_, timeout=30)).result == [3]
+        (child,) = await engine.children(id_)
+        assert child.state == Order(3)

@@ -106,7 +106,7 @@ class Engine:
         if state_cls is not None and isinstance(state, Mapping):
             # A dict becomes the State object, as action params do (spec §5.3.1).
             try:
-                state = self._codec.converter.structure(state, state_cls)
+                state = self._codec.as_state(state, state_cls)
             except cattrs.BaseValidationError as exc:
                 problems = structure_problems(exc)
                 _validate.fail(

@@ -8,6 +8,7 @@ an instance; the instance itself (step, state, inbox) lives in the store.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
@@ -143,6 +144,14 @@ class Codec:
         if value is None:
             return "null"
         return self._encode(self.converter.unstructure(value))
+
+    def as_state(self, value: Any, expected: type[Any] | None) -> Any:
+        """A dict structured into ``expected`` (an attrs ``State``) through cattrs,
+        as action params are (spec §5.3.1); anything else unchanged. Raises
+        cattrs' ``BaseValidationError`` (or the class's own TypeError/ValueError)."""
+        if expected is None or isinstance(value, expected) or not isinstance(value, Mapping):
+            return value
+        return self.converter.structure(value, expected)
 
     def loads(self, text: str | None, expected: type[Any] | None = None) -> Any:
         if text is None:

@@ -257,16 +257,8 @@ class PostgresStore(SqlStore):
             if c.execute(sql.META_EXISTS).fetchone()[0]:  # type: ignore[index]
                 row = c.execute(sql.SCHEMA_VERSION_GET).fetchone()
                 current = int(row[0]) if row else 0
-            if current > SCHEMA_VERSION:
-                raise StoreError(
-                    f"{self.url}: schema {schema!r} has version {current}, newer than this"
-                    f" trexec (expects {SCHEMA_VERSION}); upgrade trexec"
-                )
-            for version in range(current + 1, SCHEMA_VERSION + 1):
-                for statement in sql.MIGRATIONS[version]:
-                    c.execute(statement)
-                c.execute(sql.SCHEMA_VERSION_SET, (str(version),))
-            return SCHEMA_VERSION
+            where = f"{self.url} (schema {schema!r})"
+            return rules.migrate(c, current, sql.MIGRATIONS, sql.SCHEMA_VERSION_SET, where)
 
         # The clock offset function does not exist before the first migration.
         try:

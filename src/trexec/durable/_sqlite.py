@@ -113,16 +113,7 @@ class SqliteStore(SqlStore):
                 if c.execute(sql.TABLE_EXISTS, ("trexec_meta",)).fetchone():
                     row = c.execute(sql.SCHEMA_VERSION_GET).fetchone()
                     current = int(row[0]) if row else 0
-                if current > SCHEMA_VERSION:
-                    raise StoreError(
-                        f"{self.url}: schema version {current} is newer than this trexec"
-                        f" (expects {SCHEMA_VERSION}); upgrade trexec"
-                    )
-                for version in range(current + 1, SCHEMA_VERSION + 1):
-                    for statement in sql.MIGRATIONS[version]:
-                        c.execute(statement)
-                    c.execute(sql.SCHEMA_VERSION_SET, (str(version),))
-            return SCHEMA_VERSION
+                return rules.migrate(c, current, sql.MIGRATIONS, sql.SCHEMA_VERSION_SET, self.url)
 
         return await self._run(op)
 

@@ -250,7 +250,10 @@ class StepRunner:
                         machine=child.machine.name,
                         version=child.machine.version,
                         step=child.step,
-                        state=dumps(child.state, child.machine.State),
+                        state=dumps(
+                            self.codec.as_state(child.state, child.machine.State),
+                            child.machine.State,
+                        ),
                         key=child.key,
                     )
                 )

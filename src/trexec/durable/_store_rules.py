@@ -2,6 +2,7 @@
 module keeps only its dialect (SQL), connection handling, locking and
 notification, and calls these for the decisions.
 
+* the schema migrations (``migrate``);
 * rows to records (``record``, ``signal``, ``job``), a child's row (``child_of``);
 * target lookup and its errors (``live_target``, ``no_parent``, ``key_taken``);
 * the rate-limit token bucket (``Buckets``, spec §5.9);
@@ -17,7 +18,7 @@ from typing import Any, Protocol, assert_never
 
 import attrs
 
-from ._exceptions import DuplicateKey, NoTarget
+from ._exceptions import DuplicateKey, NoTarget, StoreError
 from ._records import (
     TERMINAL,
     AwaitCommit,
@@ -43,11 +44,35 @@ __all__ = [
     "job",
     "key_taken",
     "list_query",
+    "migrate",
     "live_target",
     "no_parent",
     "record",
     "signal",
 ]
+
+# --- schema (spec §5.2) -------------------------------------------------------------
+
+
+def migrate(
+    c: Any, current: int, migrations: Mapping[int, Sequence[str]], set_version: str, where: str
+) -> int:
+    """Apply, on connection ``c``, every migration after version ``current`` in
+    order, recording each version with ``set_version``; return the latest.
+    Raises :class:`StoreError` if ``current`` is newer than this code knows
+    (``where`` names the store and schema in the message)."""
+    latest = max(migrations)
+    if current > latest:
+        raise StoreError(
+            f"{where}: schema version {current} is newer than this trexec"
+            f" (expects {latest}); upgrade trexec"
+        )
+    for version in range(current + 1, latest + 1):
+        for statement in migrations[version]:
+            c.execute(statement)
+        c.execute(set_version, (str(version),))
+    return latest
+
 
 # --- rows to records (spec §5.2) ---------------------------------------------------
 
