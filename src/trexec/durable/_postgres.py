@@ -34,7 +34,7 @@ import trio
 from .. import _validate
 from . import _postgres_ops as ops, _postgres_sql as sql, _store_rules as rules
 from ._exceptions import StoreError, StoreRejected
-from ._postgres_conn import Database, Retry, parse_schema
+from ._postgres_conn import Database, Retry, parse_schema, redact
 from ._postgres_listen import Listener
 from ._records import (
     Claim,
@@ -56,18 +56,6 @@ Conn = psycopg.Connection[Any]
 
 #: This store's schema version: its latest migration (spec §5.2).
 SCHEMA_VERSION = max(sql.MIGRATIONS)
-
-
-def _redact(url: str) -> str:
-    """The URL without its password, for messages."""
-    try:
-        params = psycopg.conninfo.conninfo_to_dict(url)
-    except psycopg.Error:
-        return "postgresql://?"
-    if "password" not in params:
-        return url
-    params["password"] = "***"
-    return psycopg.conninfo.make_conninfo("", **params)
 
 
 class PostgresStore(SqlStore):
@@ -108,7 +96,7 @@ class PostgresStore(SqlStore):
         _validate.seconds("connect_timeout", connect_timeout, allow_zero=False)
         if clock is not None:
             _validate.callable_("clock", clock)
-        self.url = _redact(url)
+        self.url = redact(url)
         self.conninfo = conninfo
         #: The NOTIFY channel of this schema (spec §8.5.1).
         self.channel = f"trexec_{self.schema}"[:63]
@@ -380,56 +368,19 @@ class PostgresStore(SqlStore):
 
     # --- signals (spec §5.6) -------------------------------------------------------------------
 
-    @staticmethod
-    def _target(c: Conn, target: int | str, by_id: str, by_key: str) -> tuple[Any, ...]:
-        row = c.execute(by_id if isinstance(target, int) else by_key, (target,)).fetchone()
-        return rules.live_target(target, row)
-
     async def deliver_signal(
         self, target: int | str, name: str, payload: str, dedup_key: str | None
     ) -> Delivery:
-        def op(c: Conn) -> Delivery:
-            # The row lock orders this against the step parking (no lost wake-up).
-            if dedup_key is None:
-                by_id = isinstance(target, int)
-                query = sql.DELIVER_BY_ID if by_id else sql.DELIVER_BY_KEY
-                row = c.execute(query, (target, name, payload)).fetchone()
-                # Unknown or terminal: NoTarget (and the CTE stored nothing).
-                id_, status, awaits, signal_id = rules.live_target(target, row)
-                if status == "awaiting" and name in awaits:
-                    c.execute(sql.WAKE_NOW, (id_,))
-                    self._notify(c)
-                return Delivery(signal_id, id_, False)
-            id_, status, awaits = self._target(c, target, sql.TARGET_BY_ID, sql.TARGET_BY_KEY)
-            if dedup_key is not None:
-                row = c.execute(sql.DEDUP_GET, (id_, dedup_key)).fetchone()
-                if row is not None:
-                    return Delivery(row[0], id_, True)
-            signal_id = c.execute(sql.DELIVER_SIGNAL, (id_, name, payload, dedup_key)).fetchone()[0]  # type: ignore[index]
-            if dedup_key is not None:
-                c.execute(sql.DEDUP_SET, (id_, dedup_key, signal_id))
-            if status == "awaiting" and name in awaits:
-                c.execute(sql.WAKE_NOW, (id_,))
-                self._notify(c)
-            return Delivery(signal_id, id_, False)
-
+        op = functools.partial(
+            ops.deliver_signal, target=target, name=name, payload=payload,
+            dedup_key=dedup_key, notify=self._notify,
+        )  # fmt: skip
         # spec §8.4.2: a retry after an unknown COMMIT could store the signal twice.
         retry: Retry = "always" if dedup_key is not None else "unless_committing"
         return await self._run(op, retry=retry)
 
     async def cancel(self, target: int | str) -> tuple[int, str]:
-        def op(c: Conn) -> tuple[int, str]:
-            id_, status, parent_id = self._target(
-                c, target, sql.TARGET_PARENT_BY_ID, sql.TARGET_PARENT_BY_KEY
-            )
-            c.execute(sql.CANCEL, (id_,))
-            c.execute(sql.CLEAR_INBOXES, ([id_],))
-            if parent_id is not None:
-                woke = c.execute(sql.PARENTS_CHILDREN_FINISHED, ([parent_id],)).fetchall()
-                if any(s == "scheduled" for _, s in woke):
-                    self._notify(c)
-            return int(id_), str(status)
-
+        op = functools.partial(ops.cancel, target=target, notify=self._notify)
         return await self._run(op, retry="unless_committing")
 
     # --- prune (spec §5.15) -----------------------------------------------------------------------

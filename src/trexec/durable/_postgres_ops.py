@@ -21,6 +21,7 @@ from ._records import (
     Claim,
     Commit,
     CommitStatus,
+    Delivery,
     DoneCommit,
     InstanceRecord,
     NewInstance,
@@ -35,7 +36,9 @@ from ._store import PRUNE_BATCH, prune_selection
 __all__ = [
     "CompleteBatch",
     "claim_op",
+    "cancel",
     "complete",
+    "deliver_signal",
     "insert_rows",
     "prune_batch",
     "record",
@@ -354,3 +357,55 @@ def prune_batch(
         return len(c.execute(sql.PRUNE_INSTANCES, (ids,)).fetchall()), cursor
 
     return op
+
+
+# --- signals and cancel (spec §5.6, §5.4.8) -------------------------------------------------
+
+
+def _target(c: Conn, target: int | str, by_id: str, by_key: str) -> tuple[Any, ...]:
+    row = c.execute(by_id if isinstance(target, int) else by_key, (target,)).fetchone()
+    return rules.live_target(target, row)
+
+
+def deliver_signal(
+    c: Conn,
+    *,
+    target: int | str,
+    name: str,
+    payload: str,
+    dedup_key: str | None,
+    notify: Callable[[Conn], None],
+) -> Delivery:
+    """The transaction body of ``Store.deliver_signal`` (spec §5.6)."""
+    # The row lock orders this against the step parking (no lost wake-up).
+    if dedup_key is None:
+        query = sql.DELIVER_BY_ID if isinstance(target, int) else sql.DELIVER_BY_KEY
+        row = c.execute(query, (target, name, payload)).fetchone()
+        # Unknown or terminal: NoTarget (and the CTE stored nothing).
+        id_, status, awaits, signal_id = rules.live_target(target, row)
+        if status == "awaiting" and name in awaits:
+            c.execute(sql.WAKE_NOW, (id_,))
+            notify(c)
+        return Delivery(signal_id, id_, False)
+    id_, status, awaits = _target(c, target, sql.TARGET_BY_ID, sql.TARGET_BY_KEY)
+    row = c.execute(sql.DEDUP_GET, (id_, dedup_key)).fetchone()
+    if row is not None:
+        return Delivery(row[0], id_, True)
+    signal_id = c.execute(sql.DELIVER_SIGNAL, (id_, name, payload, dedup_key)).fetchone()[0]  # type: ignore[index]
+    c.execute(sql.DEDUP_SET, (id_, dedup_key, signal_id))
+    if status == "awaiting" and name in awaits:
+        c.execute(sql.WAKE_NOW, (id_,))
+        notify(c)
+    return Delivery(signal_id, id_, False)
+
+
+def cancel(c: Conn, *, target: int | str, notify: Callable[[Conn], None]) -> tuple[int, str]:
+    """The transaction body of ``Store.cancel`` (spec §5.4.8, §5.7)."""
+    id_, status, parent_id = _target(c, target, sql.TARGET_PARENT_BY_ID, sql.TARGET_PARENT_BY_KEY)
+    c.execute(sql.CANCEL, (id_,))
+    c.execute(sql.CLEAR_INBOXES, ([id_],))
+    if parent_id is not None:
+        woke = c.execute(sql.PARENTS_CHILDREN_FINISHED, ([parent_id],)).fetchall()
+        if any(s == "scheduled" for _, s in woke):
+            notify(c)
+    return int(id_), str(status)
