@@ -23,26 +23,34 @@ trexec is built in layers; each layer uses only the ones above it here:
 
 from __future__ import annotations
 
-# Each area module lists its public names in its own ``__all__``.
-from . import (
-    _action_class,  # §1 actions
-    _action_handle,  # §1 actions
-    _actions,  # §1 actions
-    _backoff,  # §1 actions
-    _bus,  # §4 pub/sub
-    _poller,  # §2 resource pollers
-    _recorders,  # §4 built-in recorders
-    _runs,  # §4 runs
-    _sequence,  # §3 command sequences
-    durable as durable,  # §5
-    telemetry as telemetry,
-    workflows as workflows,  # §6
+from . import durable as durable, telemetry as telemetry, workflows as workflows  # §5, §6
+
+# --- §1 actions (_action_class) ---
+from ._action_class import (
+    Action as Action,
 )
-from ._action_class import *  # noqa: F403
-from ._action_handle import *  # noqa: F403
-from ._actions import *  # noqa: F403
-from ._backoff import *  # noqa: F403
-from ._bus import *  # noqa: F403
+
+# --- §1 actions (_action_handle) ---
+from ._action_handle import (
+    ActionHandle as ActionHandle,
+)
+
+# --- §1 actions (_actions) ---
+from ._actions import (
+    run_action as run_action,
+    start_action as start_action,
+)
+
+# --- §1 actions (_backoff) ---
+from ._backoff import (
+    Backoff as Backoff,
+)
+
+# --- §4 pub/sub (_bus) ---
+from ._bus import (
+    RunBus as RunBus,
+    run_topic as run_topic,
+)
 
 # --- errors (spec §0) --------------------------------------------------------
 from ._exceptions import (
@@ -63,10 +71,56 @@ from ._exceptions import (
     SequenceFailed as SequenceFailed,
     TrexecError as TrexecError,
 )
-from ._poller import *  # noqa: F403
-from ._recorders import *  # noqa: F403
-from ._runs import *  # noqa: F403
-from ._sequence import *  # noqa: F403
+
+# --- §2 resource pollers (_poller) ---
+from ._poller import (
+    CONTINUE as CONTINUE,
+    Done as Done,
+    Fail as Fail,
+    Inject as Inject,
+    InjectedEvent as InjectedEvent,
+    Poller as Poller,
+    PollError as PollError,
+    PollStopped as PollStopped,
+    PollSuccess as PollSuccess,
+    PollTimeoutIgnored as PollTimeoutIgnored,
+    TimeoutInfo as TimeoutInfo,
+    start_poller as start_poller,
+    wait_pollers as wait_pollers,
+)
+from ._public import fix_modules as _fix_modules
+
+# --- §4 built-in recorders (_recorders) ---
+from ._recorders import (
+    JsonlRecorder as JsonlRecorder,
+    MemoryRecorder as MemoryRecorder,
+    Recorder as Recorder,
+)
+
+# --- §4 runs (_runs) ---
+from ._runs import (
+    RecorderFailure as RecorderFailure,
+    Run as Run,
+    RunCancelled as RunCancelled,
+    RunCompleted as RunCompleted,
+    RunCrashed as RunCrashed,
+    RunFailed as RunFailed,
+    RunHandle as RunHandle,
+    RunOutcome as RunOutcome,
+    follow_run as follow_run,
+    start_run as start_run,
+)
+
+# --- §3 command sequences (_sequence) ---
+from ._sequence import (
+    Adapter as Adapter,
+    CommandContext as CommandContext,
+    Failure as Failure,
+    RecordedEvent as RecordedEvent,
+    SequenceReport as SequenceReport,
+    run_commands as run_commands,
+    run_parallel as run_parallel,
+)
 
 # --- waiting on handles (spec §1.4) ------------------------------------------
 from ._waiting import as_completed as as_completed, wait_all as wait_all
@@ -83,30 +137,30 @@ __all__ = [
     "wait_all", "as_completed",
     # modules
     "telemetry", "durable", "workflows",
+    # _action_class
+    "Action",
+    # _action_handle
+    "ActionHandle",
+    # _actions
+    "run_action", "start_action",
+    # _backoff
+    "Backoff",
+    # _poller
+    "CONTINUE", "Done", "Fail", "Inject", "InjectedEvent", "PollError", "PollStopped",
+    "PollSuccess", "PollTimeoutIgnored", "Poller", "TimeoutInfo", "start_poller",
+    "wait_pollers",
+    # _sequence
+    "Adapter", "CommandContext", "Failure", "RecordedEvent", "SequenceReport", "run_commands",
+    "run_parallel",
+    # _bus
+    "RunBus", "run_topic",
+    # _runs
+    "Run", "RunCancelled", "RunCompleted", "RunCrashed", "RunFailed", "RunHandle", "RunOutcome",
+    "RecorderFailure", "follow_run", "start_run",
+    # _recorders
+    "JsonlRecorder", "MemoryRecorder", "Recorder",
 ]  # fmt: skip
-for _module in (
-    _action_class,
-    _action_handle,
-    _actions,
-    _backoff,
-    _poller,
-    _sequence,
-    _bus,
-    _runs,
-    _recorders,
-):
-    __all__ += _module.__all__
-del _module
 
 
-def _fixup_module_metadata() -> None:
-    # Public objects report their public path (trexec.ActionError, not
-    # trexec._exceptions.ActionError), as trio does.
-    for name in __all__:
-        obj = globals()[name]
-        if getattr(obj, "__module__", "").startswith("trexec._"):
-            obj.__module__ = "trexec"
-
-
-_fixup_module_metadata()
-del _fixup_module_metadata
+_fix_modules(globals(), __all__, "trexec")
+del _fix_modules

@@ -118,7 +118,7 @@ def convert_params(instance: Action | None, params: object) -> Any:
     try:
         return instance.converter.structure(params, params_type)  # type: ignore[union-attr]
     except cattrs.BaseValidationError as exc:
-        problems = "; ".join(cattrs.transform_error(exc, format_exception=_describe))
+        problems = structure_problems(exc)
         raise InvalidParams(
             f"invalid params for action {action_name(instance)!r}: {problems}"
         ) from exc
@@ -128,6 +128,12 @@ def convert_params(instance: Action | None, params: object) -> Any:
         raise InvalidParams(
             f"invalid params for action {action_name(instance)!r}: nested too deeply"
         ) from None
+
+
+def structure_problems(exc: cattrs.BaseValidationError) -> str:
+    """What cattrs found wrong when structuring a dict, one clause per field
+    (shared by action params and durable states)."""
+    return "; ".join(cattrs.transform_error(exc, format_exception=_describe))
 
 
 def _describe(exc: BaseException, type_: Any) -> str:

@@ -28,6 +28,7 @@ from ._outcomes import (
     RunOutcome,
     is_cancellation,
 )
+from ._public import leaves
 from ._recording import DEFAULT_FINALIZE_TIMEOUT, RecorderFailure, Recording
 from ._waiting import Completion
 
@@ -346,7 +347,9 @@ def _classify_exception(exc: BaseException) -> tuple[RunOutcome, BaseException |
         run_errors, other = rest.split(RunError)
         if other is None and run_errors is not None:
             # A RunError raised in run_fn's own nursery: still a failure (spec §4.2.2).
-            errors = [e for leaf in _leaves(run_errors) for e in leaf.errors]
+            errors = [
+                e for leaf in leaves(run_errors) if isinstance(leaf, RunError) for e in leaf.errors
+            ]
             return _failed(errors), base
         return RunCrashed(rest), base
     if isinstance(exc, Exception):
@@ -368,16 +371,9 @@ def _failed(errors: list[Any]) -> RunOutcome:
     return RunFailed(errors)
 
 
-def _leaves(group: BaseExceptionGroup[Any]) -> list[Any]:
-    leaves: list[Any] = []
-    for exc in group.exceptions:
-        leaves.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
-    return leaves
-
-
 def _cancelled(exc: BaseException) -> bool:
     if isinstance(exc, BaseExceptionGroup):
-        return all(isinstance(e, trio.Cancelled) for e in _leaves(exc))
+        return all(isinstance(e, trio.Cancelled) for e in leaves(exc))
     return isinstance(exc, trio.Cancelled)
 
 

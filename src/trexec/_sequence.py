@@ -20,6 +20,7 @@ from . import _validate
 from ._exceptions import InvalidArgument, SequenceFailed
 from ._poller import Poller, start_poller
 from ._poller_values import InjectedEvent, OnTimeout, PollError
+from ._public import leaves
 from ._sequence_values import (
     Adapter,
     AssertionMode,
@@ -229,8 +230,8 @@ def _single_exception() -> Iterator[None]:
     try:
         yield
     except BaseExceptionGroup as group:
-        leaves = _leaves(group)
-        chosen = [e for e in leaves if not isinstance(e, trio.Cancelled)] or leaves[:1]
+        found = leaves(group)
+        chosen = [e for e in found if not isinstance(e, trio.Cancelled)] or found[:1]
         if len(chosen) != 1:
             raise
         exc = chosen[0]
@@ -240,13 +241,6 @@ def _single_exception() -> Iterator[None]:
         finally:
             exc.__context__ = context
             del exc, group
-
-
-def _leaves(group: BaseExceptionGroup[Any]) -> list[BaseException]:
-    leaves: list[BaseException] = []
-    for exc in group.exceptions:
-        leaves.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
-    return leaves
 
 
 # --- validation and entry points ------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Telemetry: attach handlers to named events (spec §5.9), like Erlang's ``:telemetry``.
+"""Telemetry: attach handlers to named events (spec §5.14), like Erlang's ``:telemetry``.
 
     detach = trexec.telemetry.attach(handler)
     handler(name: tuple[str, ...], measurements: dict, metadata: dict)

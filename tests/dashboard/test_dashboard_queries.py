@@ -12,7 +12,7 @@ from trexec import InvalidArgument, durable
 from trexec.dashboard._graph import step_graph
 from trexec.dashboard._queries import Filters, parse_filters
 from trexec.durable import _sqlite_sql
-from trexec.durable._store import list_query
+from trexec.durable._store_rules import list_query
 
 
 async def test_store_list_filters_by_key_and_pages_newest_first(store_url):

@@ -162,15 +162,15 @@ async def test_cancel_by_key_returns_the_id_it_cancelled_and_forgets_it(store, a
         second = await engine.insert(Blocking, None, key="k")
         await engine.cancel("k")
         assert (await engine.get(second)).status == "cancelled"
-        assert engine._cancelled == set()  # nothing held: nothing to drop later
+        assert engine._ledger.cancelled == set()  # nothing held: nothing to drop later
     Blocking.started, Blocking.release = trio.Event(), trio.Event()
     async with durable.open_engine(store, [Blocking], **FAST) as engine:
         id_ = await engine.insert(Blocking, None)
         await Blocking.started.wait()
         await engine.cancel(id_)
-        assert engine._cancelled == {id_}  # held: its outcome is to be discarded
+        assert engine._ledger.cancelled == {id_}  # held: its outcome is to be discarded
         Blocking.release.set()
-        while engine._cancelled:  # forgotten once the discarded outcome is seen
+        while engine._ledger.cancelled:  # forgotten once the discarded outcome is seen
             await trio.sleep(0.01)
 
 

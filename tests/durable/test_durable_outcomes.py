@@ -217,9 +217,9 @@ async def test_instances_resume_on_their_version_and_workers_run_only_their_mach
         assert (await engine.wait(old, timeout=10)).result == "v1 ran start"
 
 
-async def test_scheduled_in_delays_the_first_step(store, autojump_clock):
+async def test_schedule_in_delays_the_first_step(store, autojump_clock):
     async with durable.open_engine(store, [CountTo3], **FAST) as engine:
-        id_ = await engine.insert(CountTo3, Counter(), scheduled_in=3600)
+        id_ = await engine.insert(CountTo3, Counter(), schedule_in=3600)
         await trio.sleep(0.05)
         assert (await engine.get(id_)).status == "scheduled"
 

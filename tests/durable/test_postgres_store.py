@@ -22,7 +22,7 @@ from trexec import InvalidArgument, durable
 from trexec.durable import _postgres_sql as _pg_sql
 from trexec.durable._exceptions import StoreError
 from trexec.durable._postgres import PostgresStore
-from trexec.durable._records import Commit, NewInstance, RateLimitPolicy
+from trexec.durable._records import DoneCommit, NewInstance, NextCommit, RateLimitPolicy
 
 pytestmark = pytest.mark.postgres
 
@@ -228,8 +228,8 @@ async def test_leases_use_the_database_clock_and_the_reaper_fences() -> None:
         [again] = (await store.claim(M, 1, 30.0, {})).jobs
         assert again.token > job.token
         # The first worker's outcome is rejected (fencing); the second one's applies.
-        assert await store.complete([Commit(job.lease, "done", result="1")]) == ["stale"]
-        assert await store.complete([Commit(again.lease, "done", result="2")]) == ["applied"]
+        assert await store.complete([DoneCommit(job.lease, result="1")]) == ["stale"]
+        assert await store.complete([DoneCommit(again.lease, result="2")]) == ["applied"]
 
 
 async def test_concurrent_reapers_reclaim_each_row_once() -> None:
@@ -252,8 +252,8 @@ async def test_a_batch_of_outcomes_commits_in_one_transaction() -> None:
         await store.insert([item() for _ in range(20)])
         jobs = (await store.claim(M, 20, 30.0, {})).jobs
         commits = [
-            Commit(j.lease, "next", step="two", state='{"n": 1}') if j.id % 2 else
-            Commit(j.lease, "done", result=str(j.id))
+            NextCommit(j.lease, step="two", state='{"n": 1}') if j.id % 2 else
+            DoneCommit(j.lease, result=str(j.id))
             for j in jobs
         ]  # fmt: skip
         assert await store.complete(commits) == ["applied"] * 20
@@ -268,7 +268,7 @@ async def test_rate_limited_claims_share_buckets_across_stores() -> None:
         ids = await store.insert([item() for _ in range(5)])
         jobs = (await store.claim(M, 5, 30.0, {})).jobs
         await store.complete(
-            [Commit(j.lease, "next", step="call", state="{}", rate_limit="api") for j in jobs]
+            [NextCommit(j.lease, step="call", state="{}", rate_limit="api") for j in jobs]
         )
         first = await store.claim(M, 2, 30.0, limits)
         second = await other.claim(M, 5, 30.0, limits)

@@ -7,15 +7,19 @@
             id = await engine.insert(Payment, PaymentState(amount=10))
             instance = await engine.wait(id)
 
-Layout: ``_machine`` (Machine, Context, Signal, Instance), ``_outcomes`` (what a
-step returns), ``_engine`` (open_engine, Engine: picker, workers, completer,
-heartbeat, reaper), ``_steps`` (one step to its commit), ``_store`` (the store
-interface) with ``_sqlite*`` (embedded) and ``_postgres*`` implementations,
-``_records`` (what engine and store exchange), ``_cli`` (the CLI commands).
+Layout (the full map is docs/spec.md §13): ``_machine`` (Machine, Context,
+Signal, Instance), ``_outcomes`` (what a step returns), ``_engine``
+(open_engine) and ``_engine_api`` (Engine's API), ``_serve`` (the engine's task
+tree: ``_picker``, ``_completer``, ``_leases``, sharing a ``_ledger``),
+``_steps`` (one step to its commit), ``_extension`` (how workflows and other
+layers plug in), ``_store`` (the store interface) with ``_store_rules`` (the
+rules every store shares) and the ``_sqlite*`` (embedded) and ``_postgres*``
+dialects, ``_records`` (what engine and store exchange), ``_cli`` (the CLI).
 """
 
 from __future__ import annotations
 
+from .._public import fix_modules as _fix_modules
 from ._engine import Engine as Engine, InsertSpec as InsertSpec, open_engine as open_engine
 from ._exceptions import (
     DuplicateKey as DuplicateKey,
@@ -25,6 +29,7 @@ from ._exceptions import (
     StoreError as StoreError,
     StoreRejected as StoreRejected,
 )
+from ._extension import Extension as Extension, RunStarter as RunStarter
 from ._machine import (
     Context as Context,
     Instance as Instance,
@@ -49,16 +54,10 @@ __all__ = [
     "Machine", "Context", "Signal", "Instance",
     "Outcome", "Next", "Retry", "Await", "ScheduleChildren", "Child", "Done", "Stop",
     "open_store", "Store", "open_engine", "Engine", "InsertSpec", "RateLimit",
+    "Extension", "RunStarter",
     "DurableError", "DuplicateKey", "NoTarget", "StoreError", "StoreRejected", "EngineCrashed",
 ]  # fmt: skip
 
 
-def _fixup_module_metadata() -> None:
-    for name in __all__:
-        obj = globals()[name]
-        if getattr(obj, "__module__", "").startswith("trexec.durable._"):
-            obj.__module__ = "trexec.durable"
-
-
-_fixup_module_metadata()
-del _fixup_module_metadata
+_fix_modules(globals(), __all__, "trexec.durable")
+del _fix_modules

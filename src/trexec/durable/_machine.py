@@ -8,6 +8,7 @@ an instance; the instance itself (step, state, inbox) lives in the store.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
@@ -17,7 +18,7 @@ from .. import _validate
 from ._outcomes import Outcome, Stop
 
 if TYPE_CHECKING:
-    from ._engine import Engine
+    from ._engine_api import Engine
 
 __all__ = ["Context", "Instance", "Machine", "Signal"]
 
@@ -147,6 +148,14 @@ class Codec:
         except RecursionError:
             # Not a crash: a value nested too deeply is one that cannot be stored.
             raise ValueError("the value is nested too deeply to store as JSON") from None
+
+    def as_state(self, value: Any, expected: type[Any] | None) -> Any:
+        """A dict structured into ``expected`` (an attrs ``State``) through cattrs,
+        as action params are (spec §5.3.1); anything else unchanged. Raises
+        cattrs' ``BaseValidationError`` (or the class's own TypeError/ValueError)."""
+        if expected is None or isinstance(value, expected) or not isinstance(value, Mapping):
+            return value
+        return self.converter.structure(value, expected)
 
     def loads(self, text: str | None, expected: type[Any] | None = None) -> Any:
         if text is None:

@@ -23,7 +23,8 @@ from __future__ import annotations
 import functools
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from types import ModuleType
+from typing import Any, ClassVar, TypeVar
 
 import psycopg
 import psycopg.conninfo
@@ -31,25 +32,22 @@ import psycopg.errors
 import trio
 
 from .. import _validate
-from . import _postgres_ops as ops, _postgres_sql as sql
-from ._exceptions import NoTarget, StoreError, StoreRejected
-from ._postgres_conn import Database, Retry, parse_schema
+from . import _postgres_ops as ops, _postgres_sql as sql, _store_rules as rules
+from ._exceptions import StoreError, StoreRejected
+from ._postgres_conn import Database, Retry, parse_schema, redact
 from ._postgres_listen import Listener
 from ._records import (
-    TERMINAL,
     Claim,
     Commit,
     CommitStatus,
     Delivery,
-    InstanceRecord,
     Lease,
     NewInstance,
     RateLimitPolicy,
     Reclaimed,
     Release,
-    SignalRecord,
 )
-from ._store import Store, list_query
+from ._sql_store import SqlStore
 
 __all__ = ["PostgresStore"]
 
@@ -60,19 +58,7 @@ Conn = psycopg.Connection[Any]
 SCHEMA_VERSION = max(sql.MIGRATIONS)
 
 
-def _redact(url: str) -> str:
-    """The URL without its password, for messages."""
-    try:
-        params = psycopg.conninfo.conninfo_to_dict(url)
-    except psycopg.Error:
-        return "postgresql://?"
-    if "password" not in params:
-        return url
-    params["password"] = "***"
-    return psycopg.conninfo.make_conninfo("", **params)
-
-
-class PostgresStore(Store):
+class PostgresStore(SqlStore):
     """The PostgreSQL store. Open it with ``durable.open_store("postgresql://...")``
     or :meth:`PostgresStore.open`.
 
@@ -89,6 +75,9 @@ class PostgresStore(Store):
     advances exactly as it does from when the store opened. Production code
     leaves it ``None``: "now" is the database's ``now()``.
     """
+
+    _sql: ClassVar[ModuleType] = sql
+    _mark: ClassVar[str] = "%s"
 
     def __init__(
         self,
@@ -107,7 +96,7 @@ class PostgresStore(Store):
         _validate.seconds("connect_timeout", connect_timeout, allow_zero=False)
         if clock is not None:
             _validate.callable_("clock", clock)
-        self.url = _redact(url)
+        self.url = redact(url)
         self.conninfo = conninfo
         #: The NOTIFY channel of this schema (spec §8.5.1).
         self.channel = f"trexec_{self.schema}"[:63]
@@ -256,16 +245,8 @@ class PostgresStore(Store):
             if c.execute(sql.META_EXISTS).fetchone()[0]:  # type: ignore[index]
                 row = c.execute(sql.SCHEMA_VERSION_GET).fetchone()
                 current = int(row[0]) if row else 0
-            if current > SCHEMA_VERSION:
-                raise StoreError(
-                    f"{self.url}: schema {schema!r} has version {current}, newer than this"
-                    f" trexec (expects {SCHEMA_VERSION}); upgrade trexec"
-                )
-            for version in range(current + 1, SCHEMA_VERSION + 1):
-                for statement in sql.MIGRATIONS[version]:
-                    c.execute(statement)
-                c.execute(sql.SCHEMA_VERSION_SET, (str(version),))
-            return SCHEMA_VERSION
+            where = f"{self.url} (schema {schema!r})"
+            return rules.migrate(c, current, sql.MIGRATIONS, sql.SCHEMA_VERSION_SET, where)
 
         # The clock offset function does not exist before the first migration.
         try:
@@ -393,66 +374,19 @@ class PostgresStore(Store):
 
     # --- signals (spec §5.6) -------------------------------------------------------------------
 
-    @staticmethod
-    def _target(c: Conn, target: int | str, by_id: str, by_key: str) -> tuple[Any, ...]:
-        row = c.execute(by_id if isinstance(target, int) else by_key, (target,)).fetchone()
-        return PostgresStore._target_row(target, row)
-
-    @staticmethod
-    def _target_row(target: int | str, row: Any) -> tuple[Any, ...]:
-        """``row`` as a tuple; raises NoTarget if there is none or it is terminal."""
-        if row is None:
-            what = "id" if isinstance(target, int) else "key"
-            raise NoTarget(f"{what}={target!r}: no live instance")
-        if row[1] in TERMINAL:
-            raise NoTarget(f"id={target!r}: the instance is {row[1]}")
-        return tuple(row)
-
     async def deliver_signal(
         self, target: int | str, name: str, payload: str, dedup_key: str | None
     ) -> Delivery:
-        def op(c: Conn) -> Delivery:
-            # The row lock orders this against the step parking (no lost wake-up).
-            if dedup_key is None:
-                by_id = isinstance(target, int)
-                query = sql.DELIVER_BY_ID if by_id else sql.DELIVER_BY_KEY
-                row = c.execute(query, (target, name, payload)).fetchone()
-                # Unknown or terminal: NoTarget (and the CTE stored nothing).
-                id_, status, awaits, signal_id = self._target_row(target, row)
-                if status == "awaiting" and name in awaits:
-                    c.execute(sql.WAKE_NOW, (id_,))
-                    self._notify(c)
-                return Delivery(signal_id, id_, False)
-            id_, status, awaits = self._target(c, target, sql.TARGET_BY_ID, sql.TARGET_BY_KEY)
-            if dedup_key is not None:
-                row = c.execute(sql.DEDUP_GET, (id_, dedup_key)).fetchone()
-                if row is not None:
-                    return Delivery(row[0], id_, True)
-            signal_id = c.execute(sql.DELIVER_SIGNAL, (id_, name, payload, dedup_key)).fetchone()[0]  # type: ignore[index]
-            if dedup_key is not None:
-                c.execute(sql.DEDUP_SET, (id_, dedup_key, signal_id))
-            if status == "awaiting" and name in awaits:
-                c.execute(sql.WAKE_NOW, (id_,))
-                self._notify(c)
-            return Delivery(signal_id, id_, False)
-
+        op = functools.partial(
+            ops.deliver_signal, target=target, name=name, payload=payload,
+            dedup_key=dedup_key, notify=self._notify,
+        )  # fmt: skip
         # spec §8.4.2: a retry after an unknown COMMIT could store the signal twice.
         retry: Retry = "always" if dedup_key is not None else "unless_committing"
         return await self._run(op, retry=retry)
 
     async def cancel(self, target: int | str) -> tuple[int, str]:
-        def op(c: Conn) -> tuple[int, str]:
-            id_, status, parent_id = self._target(
-                c, target, sql.TARGET_PARENT_BY_ID, sql.TARGET_PARENT_BY_KEY
-            )
-            c.execute(sql.CANCEL, (id_,))
-            c.execute(sql.CLEAR_INBOXES, ([id_],))
-            if parent_id is not None:
-                woke = c.execute(sql.PARENTS_CHILDREN_FINISHED, ([parent_id],)).fetchall()
-                if any(s == "scheduled" for _, s in woke):
-                    self._notify(c)
-            return int(id_), str(status)
-
+        op = functools.partial(ops.cancel, target=target, notify=self._notify)
         return await self._run(op, retry="unless_committing")
 
     # --- prune (spec §5.15) -----------------------------------------------------------------------
@@ -466,54 +400,8 @@ class PostgresStore(Store):
 
     # --- reads (interruptible, spec §8.3.2) ------------------------------------------------------
 
-    async def get(self, target: int | str) -> InstanceRecord | None:
-        query = sql.GET_BY_ID if isinstance(target, int) else sql.GET_BY_KEY
-
-        def op(c: Conn) -> InstanceRecord | None:
-            row = c.execute(query, (target,)).fetchone()
-            return None if row is None else ops.record(row)
-
-        return await self._run(op, read=True)
-
-    async def inbox(self, instance_id: int) -> list[SignalRecord]:
-        def op(c: Conn) -> list[SignalRecord]:
-            return [ops.signal(row) for row in c.execute(sql.INBOX, (instance_id,))]
-
-        return await self._run(op, read=True)
-
-    async def children(self, instance_id: int) -> list[InstanceRecord]:
-        def op(c: Conn) -> list[InstanceRecord]:
-            return [ops.record(row) for row in c.execute(sql.CHILDREN, (instance_id,))]
-
-        return await self._run(op, read=True)
-
-    async def list(
-        self,
-        *,
-        status: str | None = None,
-        machine: str | None = None,
-        limit: int = 100,
-        after_id: int | None = None,
-        key: str | None = None,
-        before_id: int | None = None,
-        newest_first: bool = False,
-    ) -> list[InstanceRecord]:
-        query, params = list_query(
-            sql.LIST,
-            "%s",
-            status=status,
-            machine=machine,
-            key=key,
-            limit=limit,
-            after_id=after_id,
-            before_id=before_id,
-            newest_first=newest_first,
-        )
-
-        def op(c: Conn) -> list[InstanceRecord]:
-            return [ops.record(row) for row in c.execute(query, params)]
-
-        return await self._run(op, read=True)
+    async def _read(self, fn: Callable[[Conn], T]) -> T:
+        return await self._run(fn, read=True)
 
 
 def open_postgres_store(url: str, **options: Any) -> Any:

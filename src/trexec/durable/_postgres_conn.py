@@ -269,3 +269,15 @@ class Database:
                     logged = True
             await trio.sleep(delay * random.uniform(0.5, 1.5))
             delay = min(delay * 2, 2.0)
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages."""
+    try:
+        params = psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.Error:
+        return "postgresql://?"
+    if "password" not in params:
+        return url
+    params["password"] = "***"
+    return psycopg.conninfo.make_conninfo("", **params)

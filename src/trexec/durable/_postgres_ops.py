@@ -13,17 +13,22 @@ from typing import Any
 import psycopg
 import psycopg.errors
 
-from . import _postgres_sql as sql
-from ._exceptions import DuplicateKey, NoTarget, StoreError
+from . import _postgres_sql as sql, _store_rules as rules
+from ._exceptions import DuplicateKey
 from ._records import (
+    AwaitCommit,
+    ChildrenCommit,
     Claim,
     Commit,
     CommitStatus,
+    Delivery,
+    DoneCommit,
     InstanceRecord,
-    Job,
     NewInstance,
+    NextCommit,
     RateLimitPolicy,
-    SignalRecord,
+    RetryCommit,
+    StopCommit,
     Throttled,
 )
 from ._store import PRUNE_BATCH, prune_selection
@@ -31,7 +36,9 @@ from ._store import PRUNE_BATCH, prune_selection
 __all__ = [
     "CompleteBatch",
     "claim_op",
+    "cancel",
     "complete",
+    "deliver_signal",
     "insert_rows",
     "prune_batch",
     "record",
@@ -41,31 +48,8 @@ __all__ = [
 Conn = psycopg.Connection[Any]
 
 
-def record(row: Sequence[Any]) -> InstanceRecord:
-    (id_, machine, version, step, status, state, result, error, attempt, key, parent_id,
-     awaits, pending, run_at, created, updated) = row  # fmt: skip
-    return InstanceRecord(
-        id=id_,
-        machine=machine,
-        version=version,
-        step=step,
-        status=status,
-        state=state,
-        result=result,
-        error=error,
-        attempt=attempt,
-        key=key,
-        parent_id=parent_id,
-        awaits=tuple(awaits),
-        pending_children=pending,
-        run_at=run_at,
-        created_at=created,
-        updated_at=updated,
-    )
-
-
-def signal(row: Sequence[Any]) -> SignalRecord:
-    return SignalRecord(*row)
+record = rules.record
+signal = rules.signal
 
 
 def insert_rows(c: Conn, items: Sequence[NewInstance]) -> list[int]:
@@ -78,7 +62,7 @@ def insert_rows(c: Conn, items: Sequence[NewInstance]) -> list[int]:
         found = {row[0] for row in c.execute(sql.LOCK_PARENTS, (sorted(parents),))}
         missing = sorted(set(parents) - found)
         if missing:
-            raise NoTarget(f"parent_id={missing[0]!r}: no such instance")
+            raise rules.no_parent(missing[0])
         c.execute(sql.PARENT_ADD_CHILDREN, (list(parents), list(parents.values())))
     try:
         rows = c.execute(
@@ -95,7 +79,7 @@ def insert_rows(c: Conn, items: Sequence[NewInstance]) -> list[int]:
         ).fetchall()
     except psycopg.errors.UniqueViolation as exc:
         key = duplicate_key(exc, items)
-        raise DuplicateKey(f"key={key!r}: a live instance already holds this key") from exc
+        raise rules.key_taken(key) from exc
     return sorted(row[0] for row in rows)
 
 
@@ -140,34 +124,8 @@ def claim_op(
                 assert child.parent_id is not None
                 children.setdefault(child.parent_id, []).append(child)
         jobs = tuple(
-            Job(
-                id=id_,
-                token=token,
-                machine=machine,
-                version=version,
-                step=step,
-                attempt=attempt,
-                state=state,
-                key=key,
-                parent_id=parent_id,
-                awaits=tuple(awaits),
-                inbox=tuple(signal(s) for s in inbox or ()),
-                children=tuple(children.get(id_, ())),
-            )
-            for (
-                id_,
-                token,
-                machine,
-                version,
-                step,
-                attempt,
-                state,
-                key,
-                parent_id,
-                awaits,
-                _child_count,
-                inbox,
-            ) in claimed
+            rules.job(row, row[9], [signal(s) for s in row[11] or ()], children.get(row[0], ()))
+            for row in claimed
         )
         return Claim(jobs, tuple(throttled))
 
@@ -182,34 +140,26 @@ def apply_rate_limits(
     """Take tokens from each candidate's bucket, oldest first; return the ids to
     claim and the throttled rows, postponed to when their bucket refills."""
 
-    def policy_of(key: str | None) -> RateLimitPolicy | None:
-        return None if key is None else rate_limits.get(key.split(":", 1)[0])
-
-    keys = sorted({k for _, k, _ in candidates if k is not None and policy_of(k)})
+    now = c.execute(sql.CLOCK).fetchone()[0]  # type: ignore[index]
+    buckets = rules.Buckets(rate_limits, now)
+    keys = sorted({k for _, k, _ in candidates if k is not None and buckets.policy(k)})
     if not keys:
         return [id_ for id_, _, _ in candidates], []
-    now = c.execute(sql.CLOCK).fetchone()[0]  # type: ignore[index]
-    bursts = [policy_of(k).burst for k in keys]  # type: ignore[union-attr]
+    bursts = [buckets.policy(k).burst for k in keys]  # type: ignore[union-attr]
     c.execute(sql.BUCKETS_ENSURE, (keys, bursts))
-    buckets: dict[str, float] = {}
     for key, tokens, updated in c.execute(sql.BUCKETS_LOCK, (keys,)):
-        policy = policy_of(key)
-        assert policy is not None
-        buckets[key] = min(policy.burst, tokens + max(0.0, now - updated) * policy.rate)
+        buckets.level(key, tokens, updated)
     chosen: list[int] = []
     throttled: list[Throttled] = []
     for id_, key, weight in candidates:
-        policy = policy_of(key)
-        if policy is None or key is None:
-            chosen.append(id_)
+        wait = None if key is None or key not in buckets.changed else buckets.take(key, weight)
+        if wait is not None:
+            assert key is not None
+            throttled.append(Throttled(id_, key, wait))
             continue
-        needed = min(float(weight), policy.burst)
-        if buckets[key] + 1e-9 < needed:
-            throttled.append(Throttled(id_, key, (needed - buckets[key]) / policy.rate))
-            continue
-        buckets[key] -= weight
         chosen.append(id_)
-    c.execute(sql.BUCKETS_SET, (list(buckets), list(buckets.values()), [now] * len(buckets)))
+    changed = buckets.changed
+    c.execute(sql.BUCKETS_SET, (list(changed), list(changed.values()), [now] * len(changed)))
     if throttled:
         c.execute(sql.THROTTLE_ROWS, ([t.id for t in throttled], [t.wait for t in throttled]))
     return chosen, throttled
@@ -254,9 +204,9 @@ class CompleteBatch:
         self.c = c
         self.rows: dict[int, tuple[str, int, int | None]] = {}
         self.wakes = False
-        self._next: list[Commit] = []
-        self._done: list[Commit] = []
-        self._stop: list[Commit] = []
+        self._next: list[NextCommit] = []
+        self._done: list[DoneCommit] = []
+        self._stop: list[StopCommit] = []
         self._consumed: list[tuple[int, int]] = []
         self._finished: list[tuple[int, int | None]] = []
 
@@ -277,61 +227,62 @@ class CompleteBatch:
         if status != "running" or token != commit.lease.token:
             return "stale"
         self.rows[id_] = ("committed", token, parent_id)  # a second commit is stale
-        kind = commit.kind
-        if kind == "next":
-            self._next.append(commit)
-            self._consumed += [(sid, id_) for sid in commit.consumed]
-        elif kind in ("done", "stop"):
-            (self._done if kind == "done" else self._stop).append(commit)
-            self._finished.append((id_, parent_id))
-        else:
-            self.flush()
-            return self._apply_one(commit)
+        return rules.dispatch(self, commit)
+
+    # --- CommitWriter: runs of next/done/stop are batched, the rest one by one ---
+
+    def next(self, commit: NextCommit) -> CommitStatus:
+        self._next.append(commit)
+        self._consumed += [(sid, commit.lease.id) for sid in commit.consumed]
         return "applied"
 
-    def _apply_one(self, commit: Commit) -> CommitStatus:
+    def finish(self, commit: DoneCommit | StopCommit) -> CommitStatus:
+        if isinstance(commit, DoneCommit):
+            self._done.append(commit)
+        else:
+            self._stop.append(commit)
+        self._finished.append((commit.lease.id, self.rows[commit.lease.id][2]))
+        return "applied"
+
+    def retry(self, commit: RetryCommit) -> CommitStatus:
+        self.flush()
+        self.c.execute(sql.COMPLETE_RETRY, (commit.state, float(commit.delay), commit.lease.id))
+        return "applied"
+
+    def await_(self, commit: AwaitCommit) -> CommitStatus:
+        self.flush()
         c, id_ = self.c, commit.lease.id
-        if commit.kind == "retry":
-            c.execute(sql.COMPLETE_RETRY, (commit.state, float(commit.delay), id_))
-        elif commit.kind == "await":
-            c.execute(
-                sql.COMPLETE_AWAIT,
-                (commit.step, commit.state, commit.timeout, list(commit.awaits), id_),
-            )
-            # spec §5.6: a matching signal that arrived before parking wakes it now.
-            if c.execute(sql.AWAIT_MATCHING_SIGNAL, (id_, list(commit.awaits))).fetchone():
-                c.execute(sql.WAKE_NOW, (id_,))
-        elif commit.kind == "children":
-            children = [child_of(child, id_) for child in commit.children]
-            if children:
-                try:
-                    # spec §8.8.1: a savepoint: a key clash undoes only this commit.
-                    with c.transaction():
-                        insert_rows(c, children)
-                except DuplicateKey:
-                    self.rows[id_] = ("running", commit.lease.token, self.rows[id_][2])
-                    return "duplicate_key"
-                self.wakes = True
-            n = len(children)
-            # spec §5.7: zero children proceed at once.
-            c.execute(
-                sql.COMPLETE_CHILDREN,
-                (
-                    "waiting_children" if n else "scheduled",
-                    commit.step,
-                    commit.state,
-                    not n,
-                    n,
-                    0,
-                    id_,
-                ),
-            )
-            if commit.consumed:
-                c.execute(
-                    sql.CONSUME_SIGNALS, (list(commit.consumed), [id_] * len(commit.consumed))
-                )
-        else:  # pragma: no cover - the engine builds only the kinds above
-            raise StoreError(f"unknown commit kind {commit.kind!r}")
+        c.execute(
+            sql.COMPLETE_AWAIT,
+            (commit.step, commit.state, commit.timeout, list(commit.awaits), id_),
+        )
+        # spec §5.6: a matching signal that arrived before parking wakes it now.
+        if c.execute(sql.AWAIT_MATCHING_SIGNAL, (id_, list(commit.awaits))).fetchone():
+            c.execute(sql.WAKE_NOW, (id_,))
+        return "applied"
+
+    def children(self, commit: ChildrenCommit) -> CommitStatus:
+        self.flush()
+        c, id_ = self.c, commit.lease.id
+        children = [rules.child_of(child, id_) for child in commit.children]
+        if children:
+            try:
+                # spec §8.8.1: a savepoint: a key clash undoes only this commit.
+                with c.transaction():
+                    insert_rows(c, children)
+            except DuplicateKey:
+                self.rows[id_] = ("running", commit.lease.token, self.rows[id_][2])
+                return "duplicate_key"
+            self.wakes = True
+        n = len(children)
+        # spec §5.7: zero children proceed at once.
+        status_after = "waiting_children" if n else "scheduled"
+        c.execute(
+            sql.COMPLETE_CHILDREN, (status_after, commit.step, commit.state, not n, n, 0, id_)
+        )
+        if commit.consumed:
+            consumed = list(commit.consumed)
+            c.execute(sql.CONSUME_SIGNALS, (consumed, [id_] * len(consumed)))
         return "applied"
 
     def flush(self) -> None:
@@ -369,18 +320,6 @@ class CompleteBatch:
                 woke = c.execute(sql.PARENTS_CHILDREN_FINISHED, (parents,)).fetchall()
                 self.wakes = self.wakes or any(s == "scheduled" for _, s in woke)
         self._next, self._done, self._stop, self._consumed, self._finished = [], [], [], [], []
-
-
-def child_of(child: NewInstance, parent_id: int) -> NewInstance:
-    return NewInstance(
-        machine=child.machine,
-        version=child.version,
-        step=child.step,
-        state=child.state,
-        scheduled_in=child.scheduled_in,
-        key=child.key,
-        parent_id=parent_id,
-    )
 
 
 def duplicate_key(exc: psycopg.errors.UniqueViolation, items: Sequence[NewInstance]) -> str | None:
@@ -430,3 +369,55 @@ def prune_batch(
         return len(c.execute(sql.PRUNE_INSTANCES, (ids,)).fetchall()), cursor
 
     return op
+
+
+# --- signals and cancel (spec §5.6, §5.4.8) -------------------------------------------------
+
+
+def _target(c: Conn, target: int | str, by_id: str, by_key: str) -> tuple[Any, ...]:
+    row = c.execute(by_id if isinstance(target, int) else by_key, (target,)).fetchone()
+    return rules.live_target(target, row)
+
+
+def deliver_signal(
+    c: Conn,
+    *,
+    target: int | str,
+    name: str,
+    payload: str,
+    dedup_key: str | None,
+    notify: Callable[[Conn], None],
+) -> Delivery:
+    """The transaction body of ``Store.deliver_signal`` (spec §5.6)."""
+    # The row lock orders this against the step parking (no lost wake-up).
+    if dedup_key is None:
+        query = sql.DELIVER_BY_ID if isinstance(target, int) else sql.DELIVER_BY_KEY
+        row = c.execute(query, (target, name, payload)).fetchone()
+        # Unknown or terminal: NoTarget (and the CTE stored nothing).
+        id_, status, awaits, signal_id = rules.live_target(target, row)
+        if status == "awaiting" and name in awaits:
+            c.execute(sql.WAKE_NOW, (id_,))
+            notify(c)
+        return Delivery(signal_id, id_, False)
+    id_, status, awaits = _target(c, target, sql.TARGET_BY_ID, sql.TARGET_BY_KEY)
+    row = c.execute(sql.DEDUP_GET, (id_, dedup_key)).fetchone()
+    if row is not None:
+        return Delivery(row[0], id_, True)
+    signal_id = c.execute(sql.DELIVER_SIGNAL, (id_, name, payload, dedup_key)).fetchone()[0]  # type: ignore[index]
+    c.execute(sql.DEDUP_SET, (id_, dedup_key, signal_id))
+    if status == "awaiting" and name in awaits:
+        c.execute(sql.WAKE_NOW, (id_,))
+        notify(c)
+    return Delivery(signal_id, id_, False)
+
+
+def cancel(c: Conn, *, target: int | str, notify: Callable[[Conn], None]) -> tuple[int, str]:
+    """The transaction body of ``Store.cancel`` (spec §5.4.8, §5.7)."""
+    id_, status, parent_id = _target(c, target, sql.TARGET_PARENT_BY_ID, sql.TARGET_PARENT_BY_KEY)
+    c.execute(sql.CANCEL, (id_,))
+    c.execute(sql.CLEAR_INBOXES, ([id_],))
+    if parent_id is not None:
+        woke = c.execute(sql.PARENTS_CHILDREN_FINISHED, ([parent_id],)).fetchall()
+        if any(s == "scheduled" for _, s in woke):
+            notify(c)
+    return int(id_), str(status)

@@ -405,4 +405,4 @@ GET_BY_KEY = (
 )
 INBOX = f"SELECT {SIGNAL_COLUMNS} FROM trexec_signals WHERE instance_id = %s ORDER BY id"
 CHILDREN = f"SELECT {INSTANCE_COLUMNS} FROM trexec_instances WHERE parent_id = %s ORDER BY id"
-LIST = f"SELECT {INSTANCE_COLUMNS} FROM trexec_instances"  # filters: _store.list_query
+LIST = f"SELECT {INSTANCE_COLUMNS} FROM trexec_instances"  # filters: _store_rules.list_query

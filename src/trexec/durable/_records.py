@@ -8,7 +8,7 @@ times are durations in seconds (the store reads "now" from its own clock).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 import attrs
 
@@ -153,37 +153,91 @@ class RateLimitPolicy:
     burst: float
 
 
+# --- commits: one class per outcome kind (spec §5.4) -------------------------------
+#
+# A tagged union: a store applies a commit with ``match commit: case NextCommit():``,
+# so a field that does not belong to a kind cannot be set and mypy checks that
+# every kind is handled (see ``_store_rules.assert_never``). Each is fenced by
+# ``lease``; states, results and errors are JSON/text as above.
+
+
 @attrs.frozen
-class Commit:
-    """One step outcome to commit (spec §5.4), fenced by ``lease``.
+class NextCommit:
+    """``Next``: ``scheduled`` at ``step`` now; ``consumed`` signal ids deleted;
+    ``rate_limit``/``weight`` stored for the claim of that step."""
 
-    Fields used per ``kind`` (others keep their defaults):
-
-    * ``next``: ``step``, ``state``, ``consumed``, ``rate_limit``, ``weight``.
-    * ``retry``: ``state``, ``delay``.
-    * ``await``: ``step`` (the next step), ``state``, ``awaits``, ``timeout``.
-    * ``children``: ``step`` (the next step), ``state``, ``children``, ``consumed``.
-    * ``done``: ``result``.  ``stop``: ``error``.
-    """
-
+    kind: ClassVar[OutcomeKind] = "next"
     lease: Lease
-    kind: OutcomeKind
-    step: str | None = None
-    state: str | None = None
+    step: str
+    state: str
     consumed: tuple[int, ...] = ()
-    delay: float = 0.0
-    awaits: tuple[str, ...] = ()
-    timeout: float | None = None
-    children: tuple[NewInstance, ...] = ()
-    result: str | None = None
-    error: str | None = None
     rate_limit: str | None = None
     weight: int = 1
 
 
 @attrs.frozen
+class RetryCommit:
+    """``Retry``: the same step again in ``delay`` seconds, ``attempt + 1``."""
+
+    kind: ClassVar[OutcomeKind] = "retry"
+    lease: Lease
+    state: str
+    delay: float = 0.0
+
+
+@attrs.frozen
+class AwaitCommit:
+    """``Await``: parked on the signal names ``awaits`` until ``timeout`` (None:
+    forever); resumes at ``step``."""
+
+    kind: ClassVar[OutcomeKind] = "await"
+    lease: Lease
+    step: str
+    state: str
+    awaits: tuple[str, ...]
+    timeout: float | None = None
+
+
+@attrs.frozen
+class ChildrenCommit:
+    """``ScheduleChildren``: ``children`` inserted under this instance, which
+    resumes at ``step`` once they are all terminal."""
+
+    kind: ClassVar[OutcomeKind] = "children"
+    lease: Lease
+    step: str
+    state: str
+    children: tuple[NewInstance, ...] = ()
+    consumed: tuple[int, ...] = ()
+
+
+@attrs.frozen
+class DoneCommit:
+    """``Done``: terminal with ``result``."""
+
+    kind: ClassVar[OutcomeKind] = "done"
+    lease: Lease
+    result: str
+
+
+@attrs.frozen
+class StopCommit:
+    """``Stop`` (or a failing ``handle``): terminal with ``error``."""
+
+    kind: ClassVar[OutcomeKind] = "stop"
+    lease: Lease
+    error: str
+
+
+#: One step outcome to commit (spec §5.4).
+Commit = NextCommit | RetryCommit | AwaitCommit | ChildrenCommit | DoneCommit | StopCommit
+#: The kinds that end an instance.
+FinishCommit = DoneCommit | StopCommit
+
+
+@attrs.frozen
 class Release:
-    """A held instance to hand back unfinished (spec §5.7): ``attempted`` says its
+    """A held instance to hand back unfinished (spec §5.5.4, §5.8): ``attempted`` says its
     step started (then ``attempt`` grows by one, as when the reaper reclaims it)."""
 
     lease: Lease

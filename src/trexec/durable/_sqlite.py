@@ -18,9 +18,10 @@ import sqlite3
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from types import ModuleType
+from typing import Any, ClassVar, TypeVar
 
-from . import _sqlite_ops as ops, _sqlite_sql as sql
+from . import _sqlite_ops as ops, _sqlite_sql as sql, _store_rules as rules
 from ._exceptions import StoreError, StoreRejected
 from ._records import (
     Claim,
@@ -28,18 +29,17 @@ from ._records import (
     CommitStatus,
     Delivery,
     InstanceRecord,
-    Job,
     Lease,
     NewInstance,
     RateLimitPolicy,
     Reclaimed,
     Release,
     SignalRecord,
-    Throttled,
 )
+from ._sql_store import SqlStore
 from ._sqlite_inline import InlineSqlite
 from ._sqlite_thread import SqliteThread
-from ._store import PRUNE_BATCH, Store, list_query, prune_selection
+from ._store import PRUNE_BATCH, prune_selection
 
 T = TypeVar("T")
 SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
@@ -48,7 +48,7 @@ SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
 SCHEMA_VERSION = max(sql.MIGRATIONS)
 
 
-class SqliteStore(Store):
+class SqliteStore(SqlStore):
     """The embedded store. Open it with ``durable.open_store("sqlite:///path")``.
 
     ``clock`` (default ``time.time``) is the store's only source of "now"; tests
@@ -56,6 +56,12 @@ class SqliteStore(Store):
     runs every call on the Trio thread instead of the store's own thread
     (``_sqlite_inline.py``, for ``trexec.testing``: spec §10.1).
     """
+
+    _sql: ClassVar[ModuleType] = sql
+    _mark: ClassVar[str] = "?"
+    # spec §12.3: a key is the narrowest filter; SQLite (no statistics) would
+    # pass over its index for the status index.
+    _key_hint: ClassVar[str] = " INDEXED BY instances_key"
 
     def __init__(
         self,
@@ -115,16 +121,7 @@ class SqliteStore(Store):
                 if c.execute(sql.TABLE_EXISTS, ("trexec_meta",)).fetchone():
                     row = c.execute(sql.SCHEMA_VERSION_GET).fetchone()
                     current = int(row[0]) if row else 0
-                if current > SCHEMA_VERSION:
-                    raise StoreError(
-                        f"{self.url}: schema version {current} is newer than this trexec"
-                        f" (expects {SCHEMA_VERSION}); upgrade trexec"
-                    )
-                for version in range(current + 1, SCHEMA_VERSION + 1):
-                    for statement in sql.MIGRATIONS[version]:
-                        c.execute(statement)
-                    c.execute(sql.SCHEMA_VERSION_SET, (str(version),))
-            return SCHEMA_VERSION
+                return rules.migrate(c, current, sql.MIGRATIONS, sql.SCHEMA_VERSION_SET, self.url)
 
         return await self._run(op)
 
@@ -170,16 +167,7 @@ class SqliteStore(Store):
         rows = c.execute(candidates_sql, (now, *params, limit)).fetchall()
         if not rows:
             return Claim(())
-        throttled: list[Throttled] = []
-        ids = []
-        for id_, _status, rate_key, weight in rows:
-            if rate_key is not None:
-                wait = ops.take_tokens(c, rate_key, weight, rate_limits, now)
-                if wait is not None:
-                    c.execute(sql.THROTTLE_ROW, (now + wait, id_))
-                    throttled.append(Throttled(id_, rate_key, wait))
-                    continue
-            ids.append(id_)
+        ids, throttled = ops.take_tokens(c, rows, rate_limits, now)
         claimed = []
         if ids:
             claim_rows = sql.CLAIM_ROWS.format(ops.placeholders(len(ids)))
@@ -187,29 +175,15 @@ class SqliteStore(Store):
         inbox: dict[int, list[SignalRecord]] = {}
         if claimed:
             for iid, *signal in c.execute(sql.CLAIM_INBOX.format(ops.placeholders(len(ids))), ids):
-                inbox.setdefault(iid, []).append(SignalRecord(*signal))
+                inbox.setdefault(iid, []).append(rules.signal(signal))
         jobs = []
-        for (id_, token, machine, version, step, attempt, state, key, parent_id,
-             awaits, child_count) in claimed:  # fmt: skip
-            children: tuple[InstanceRecord, ...] = ()
+        for row in claimed:
+            id_, awaits, child_count = row[0], row[9], row[10]
+            children: list[InstanceRecord] = []
             if child_count:
-                children = tuple(map(ops.record, c.execute(sql.CLAIM_CHILDREN, (id_,)).fetchall()))
-            jobs.append(
-                Job(
-                    id=id_,
-                    token=token,
-                    machine=machine,
-                    version=version,
-                    step=step,
-                    attempt=attempt,
-                    state=state,
-                    key=key,
-                    parent_id=parent_id,
-                    awaits=() if awaits == "[]" else tuple(json.loads(awaits)),
-                    inbox=tuple(inbox.get(id_, ())),
-                    children=children,
-                )
-            )
+                children = [ops.record(r) for r in c.execute(sql.CHILDREN, (id_,)).fetchall()]
+            waits = () if awaits == "[]" else json.loads(awaits)
+            jobs.append(rules.job(row, waits, inbox.get(id_, ()), children))
         return Claim(tuple(jobs), tuple(throttled))
 
     async def next_due(self, machines: Sequence[tuple[str, int]]) -> float | None:
@@ -364,55 +338,11 @@ class SqliteStore(Store):
 
     # --- reads -------------------------------------------------------------------------
 
-    async def get(self, target: int | str) -> InstanceRecord | None:
-        query = sql.GET_BY_ID if isinstance(target, int) else sql.GET_BY_KEY
+    def _record(self, row: Sequence[Any]) -> InstanceRecord:
+        return ops.record(row)
 
-        def op(c: sqlite3.Connection) -> InstanceRecord | None:
-            row = c.execute(query, (target,)).fetchone()
-            return None if row is None else ops.record(row)
-
-        return await self._run(op, read=True)
-
-    async def inbox(self, instance_id: int) -> list[SignalRecord]:
-        def op(c: sqlite3.Connection) -> list[SignalRecord]:
-            return [SignalRecord(*row) for row in c.execute(sql.INBOX, (instance_id,))]
-
-        return await self._run(op, read=True)
-
-    async def children(self, instance_id: int) -> list[InstanceRecord]:
-        def op(c: sqlite3.Connection) -> list[InstanceRecord]:
-            return [ops.record(row) for row in c.execute(sql.CLAIM_CHILDREN, (instance_id,))]
-
-        return await self._run(op, read=True)
-
-    async def list(
-        self,
-        *,
-        status: str | None = None,
-        machine: str | None = None,
-        limit: int = 100,
-        after_id: int | None = None,
-        key: str | None = None,
-        before_id: int | None = None,
-        newest_first: bool = False,
-    ) -> list[InstanceRecord]:
-        query, params = list_query(
-            sql.LIST,
-            "?",
-            status=status,
-            machine=machine,
-            key=key,
-            limit=limit,
-            after_id=after_id,
-            before_id=before_id,
-            newest_first=newest_first,
-            key_hint=" INDEXED BY instances_key",  # spec §12.3: a key is the narrowest filter
-        )
-
-        def op(c: sqlite3.Connection) -> list[InstanceRecord]:
-            return [ops.record(row) for row in c.execute(query, params)]
-
-        return await self._run(op, read=True)
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return await self._run(fn, read=True)
 
 
 @asynccontextmanager

@@ -13,32 +13,26 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from . import _sqlite_sql as sql
-from ._exceptions import DuplicateKey, NoTarget, StoreError
-from ._records import TERMINAL, Commit, CommitStatus, InstanceRecord, NewInstance, RateLimitPolicy
+from . import _sqlite_sql as sql, _store_rules as rules
+from ._exceptions import DuplicateKey
+from ._records import (
+    AwaitCommit,
+    ChildrenCommit,
+    Commit,
+    CommitStatus,
+    DoneCommit,
+    InstanceRecord,
+    NewInstance,
+    NextCommit,
+    RateLimitPolicy,
+    RetryCommit,
+    StopCommit,
+    Throttled,
+)
 
 
 def record(row: Sequence[Any]) -> InstanceRecord:
-    (id_, machine, version, step, status, state, result, error, attempt, key, parent_id,
-     awaits, pending, run_at, created, updated) = row  # fmt: skip
-    return InstanceRecord(
-        id=id_,
-        machine=machine,
-        version=version,
-        step=step,
-        status=status,
-        state=state,
-        result=result,
-        error=error,
-        attempt=attempt,
-        key=key,
-        parent_id=parent_id,
-        awaits=tuple(json.loads(awaits)),
-        pending_children=pending,
-        run_at=run_at,
-        created_at=created,
-        updated_at=updated,
-    )
+    return rules.record(row, json.loads)
 
 
 def placeholders(n: int, width: int = 1) -> str:
@@ -72,7 +66,7 @@ def insert_rows(c: sqlite3.Connection, items: Sequence[NewInstance], now: float)
         if item.parent_id is not None:
             cursor = c.execute(sql.PARENT_ADD_CHILD, (item.parent_id,))
             if cursor.rowcount == 0:
-                raise NoTarget(f"parent_id={item.parent_id!r}: no such instance")
+                raise rules.no_parent(item.parent_id)
         try:
             cursor = c.execute(
                 sql.INSERT,
@@ -80,7 +74,7 @@ def insert_rows(c: sqlite3.Connection, items: Sequence[NewInstance], now: float)
                  item.parent_id, now + item.scheduled_in, now, now),
             )  # fmt: skip
         except sqlite3.IntegrityError as exc:
-            raise DuplicateKey(f"key={item.key!r}: a live instance already holds this key") from exc
+            raise rules.key_taken(item.key) from exc
         assert cursor.lastrowid is not None
         ids.append(cursor.lastrowid)
     return ids
@@ -88,62 +82,65 @@ def insert_rows(c: sqlite3.Connection, items: Sequence[NewInstance], now: float)
 
 def take_tokens(
     c: sqlite3.Connection,
-    rate_key: str,
-    weight: int,
+    rows: Sequence[tuple[int, str, str | None, int]],
     rate_limits: Mapping[str, RateLimitPolicy],
     now: float,
-) -> float | None:
-    """Take ``weight`` tokens from the bucket of ``rate_key``; None if taken,
-    else the seconds until the bucket holds enough (spec §5.9)."""
-    policy = rate_limits.get(rate_key.split(":", 1)[0])
-    if policy is None:
-        return None  # unknown name: not limited (the engine reports it)
-    row = c.execute(sql.BUCKET_GET, (rate_key,)).fetchone()
-    tokens = policy.burst
-    if row is not None:
-        tokens = min(policy.burst, row[0] + max(0.0, now - row[1]) * policy.rate)
-    needed = min(float(weight), policy.burst)
-    if tokens + 1e-9 < needed:
-        c.execute(sql.BUCKET_SET, (rate_key, tokens, now))
-        return (needed - tokens) / policy.rate
-    c.execute(sql.BUCKET_SET, (rate_key, tokens - weight, now))
-    return None
+) -> tuple[list[int], list[Throttled]]:
+    """Take tokens for each candidate row, oldest first (spec §5.9); return the
+    ids to claim and the throttled rows, postponed to when their bucket refills."""
+    buckets = rules.Buckets(rate_limits, now)
+    ids: list[int] = []
+    throttled: list[Throttled] = []
+    for id_, _status, key, weight in rows:
+        if key is not None and buckets.policy(key) is not None:
+            if key not in buckets.changed:
+                stored = c.execute(sql.BUCKET_GET, (key,)).fetchone()
+                buckets.level(key, *(stored or (None, None)))
+            wait = buckets.take(key, weight)
+            if wait is not None:
+                c.execute(sql.THROTTLE_ROW, (now + wait, id_))
+                throttled.append(Throttled(id_, key, wait))
+                continue
+        ids.append(id_)
+    for key, tokens in buckets.changed.items():
+        c.execute(sql.BUCKET_SET, (key, tokens, now))
+    return ids, throttled
 
 
 def target(c: sqlite3.Connection, target: int | str) -> tuple[int, str, str]:
-    if isinstance(target, int):
-        row = c.execute(sql.TARGET_BY_ID, (target,)).fetchone()
-    else:
-        row = c.execute(sql.TARGET_BY_KEY, (target,)).fetchone()
-    if row is None:
-        what = "id" if isinstance(target, int) else "key"
-        raise NoTarget(f"{what}={target!r}: no live instance")
-    if row[1] in TERMINAL:
-        raise NoTarget(f"id={target!r}: the instance is {row[1]}")
-    return row  # type: ignore[no-any-return]
+    query = sql.TARGET_BY_ID if isinstance(target, int) else sql.TARGET_BY_KEY
+    return rules.live_target(target, c.execute(query, (target,)).fetchone())
 
 
 def complete_one(c: sqlite3.Connection, commit: Commit, now: float) -> CommitStatus:
-    id_, token = commit.lease.id, commit.lease.token
-    kind = commit.kind
-    # spec §5.8: every statement below is fenced by (id, token, running).
-    if kind == "next":
-        params: tuple[Any, ...] = (
-            commit.step,
-            commit.state,
-            now,
-            commit.rate_limit,
-            commit.weight,
-            now,
-        )
+    return rules.dispatch(Writer(c, now), commit)
+
+
+class Writer:
+    """Writes each kind of commit (``_store_rules.CommitWriter``); every
+    statement is fenced by (id, token, running) (spec §5.8)."""
+
+    def __init__(self, c: sqlite3.Connection, now: float) -> None:
+        self.c = c
+        self.now = now
+
+    def next(self, commit: NextCommit) -> CommitStatus:
+        c, now, (id_, token) = self.c, self.now, (commit.lease.id, commit.lease.token)
+        params = (commit.step, commit.state, now, commit.rate_limit, commit.weight, now)
         if not c.execute(sql.COMPLETE_NEXT, (*params, id_, token)).rowcount:
             return _rejected(c, id_)
         _consume(c, id_, commit.consumed)
-    elif kind == "retry":
+        return "applied"
+
+    def retry(self, commit: RetryCommit) -> CommitStatus:
+        c, now, (id_, token) = self.c, self.now, (commit.lease.id, commit.lease.token)
         params = (commit.state, now + commit.delay, now)
         if not c.execute(sql.COMPLETE_RETRY, (*params, id_, token)).rowcount:
             return _rejected(c, id_)
-    elif kind == "await":
+        return "applied"
+
+    def await_(self, commit: AwaitCommit) -> CommitStatus:
+        c, now, (id_, token) = self.c, self.now, (commit.lease.id, commit.lease.token)
         awaits = json.dumps(list(commit.awaits))
         run_at = None if commit.timeout is None else now + commit.timeout
         params = (commit.step, commit.state, run_at, awaits, now)
@@ -152,45 +149,44 @@ def complete_one(c: sqlite3.Connection, commit: Commit, now: float) -> CommitSta
         # spec §5.6: a matching signal that arrived before parking wakes it now.
         if c.execute(sql.AWAIT_MATCHING_SIGNAL, (id_, awaits)).fetchone():
             c.execute(sql.WAKE_NOW, (now, now, id_))
-    elif kind == "children":
-        return _complete_children(c, commit, now)
-    elif kind in ("done", "stop"):
-        if kind == "done":
+        return "applied"
+
+    def children(self, commit: ChildrenCommit) -> CommitStatus:
+        c, now, id_ = self.c, self.now, commit.lease.id
+        row = c.execute(sql.FENCE, (id_,)).fetchone()
+        if row is None or row[0] != "running" or row[1] != commit.lease.token:
+            return _rejected(c, id_)
+        c.execute("SAVEPOINT children")
+        try:
+            insert_rows(c, [rules.child_of(child, id_) for child in commit.children], now)
+        except DuplicateKey:
+            c.execute("ROLLBACK TO children")
+            c.execute("RELEASE children")
+            return "duplicate_key"
+        c.execute("RELEASE children")
+        n = len(commit.children)
+        # spec §5.7: zero children proceed at once.
+        status_after, run_at = ("waiting_children", None) if n else ("scheduled", now)
+        params = (status_after, commit.step, commit.state, run_at, n, now, id_)
+        c.execute(sql.COMPLETE_CHILDREN, params)
+        _consume(c, id_, commit.consumed)
+        return "applied"
+
+    def finish(self, commit: DoneCommit | StopCommit) -> CommitStatus:
+        c, now, (id_, token) = self.c, self.now, (commit.lease.id, commit.lease.token)
+        if isinstance(commit, DoneCommit):
             row = c.execute(sql.COMPLETE_DONE, (commit.result, now, id_, token)).fetchone()
         else:
             row = c.execute(sql.COMPLETE_STOP, (commit.error, now, id_, token)).fetchone()
         if row is None:
             return _rejected(c, id_)
         finish(c, id_, row[0], now)
-    else:  # pragma: no cover - the engine builds only the kinds above
-        raise StoreError(f"unknown commit kind {kind!r}")
-    return "applied"
+        return "applied"
 
 
 def _rejected(c: sqlite3.Connection, id_: int) -> CommitStatus:
     row = c.execute(sql.FENCE, (id_,)).fetchone()
     return "cancelled" if row is not None and row[0] == "cancelled" else "stale"
-
-
-def _complete_children(c: sqlite3.Connection, commit: Commit, now: float) -> CommitStatus:
-    id_ = commit.lease.id
-    row = c.execute(sql.FENCE, (id_,)).fetchone()
-    if row is None or row[0] != "running" or row[1] != commit.lease.token:
-        return _rejected(c, id_)
-    c.execute("SAVEPOINT children")
-    try:
-        insert_rows(c, [_child_of(child, id_) for child in commit.children], now)
-    except DuplicateKey:
-        c.execute("ROLLBACK TO children")
-        c.execute("RELEASE children")
-        return "duplicate_key"
-    c.execute("RELEASE children")
-    n = len(commit.children)
-    # spec §5.7: zero children proceed at once.
-    status_after, run_at = ("waiting_children", None) if n else ("scheduled", now)
-    c.execute(sql.COMPLETE_CHILDREN, (status_after, commit.step, commit.state, run_at, n, now, id_))
-    _consume(c, id_, commit.consumed)
-    return "applied"
 
 
 def _consume(c: sqlite3.Connection, id_: int, consumed: Sequence[int]) -> None:
@@ -205,15 +201,3 @@ def finish(c: sqlite3.Connection, id_: int, parent_id: int | None, now: float) -
     c.execute(sql.CLEAR_INBOX, (id_,))
     if parent_id is not None and c.execute(sql.PARENT_CHILD_FINISHED, (now, parent_id)).rowcount:
         c.execute(sql.PARENT_RELEASE_BARRIER, (now, now, parent_id))
-
-
-def _child_of(child: NewInstance, parent_id: int) -> NewInstance:
-    return NewInstance(
-        machine=child.machine,
-        version=child.version,
-        step=child.step,
-        state=child.state,
-        scheduled_in=child.scheduled_in,
-        key=child.key,
-        parent_id=parent_id,
-    )

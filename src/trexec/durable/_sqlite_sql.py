@@ -116,7 +116,7 @@ CLAIM_INBOX = (
     "SELECT instance_id, id, name, payload, dedup_key, created_at FROM signals"
     " WHERE instance_id IN ({}) ORDER BY id"
 )
-CLAIM_CHILDREN = f"SELECT {INSTANCE_COLUMNS} FROM instances WHERE parent_id = ? ORDER BY id"
+CHILDREN = f"SELECT {INSTANCE_COLUMNS} FROM instances WHERE parent_id = ? ORDER BY id"
 THROTTLE_ROW = "UPDATE instances SET run_at = ? WHERE id = ?"
 BUCKET_GET = "SELECT tokens, updated_at FROM rate_buckets WHERE key = ?"
 BUCKET_SET = (
@@ -248,4 +248,4 @@ GET_BY_KEY = (
 INBOX = (
     "SELECT id, name, payload, dedup_key, created_at FROM signals WHERE instance_id = ? ORDER BY id"
 )
-LIST = f"SELECT {INSTANCE_COLUMNS} FROM instances"  # filters: _store.list_query
+LIST = f"SELECT {INSTANCE_COLUMNS} FROM instances"  # filters: _store_rules.list_query

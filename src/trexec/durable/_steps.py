@@ -9,15 +9,26 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, assert_never
 
 from .. import telemetry
 from ._machine import Codec, Context, Instance, Machine, Signal
 from ._outcomes import Await, Done, Next, Outcome, Retry, ScheduleChildren, Stop, reason_text
-from ._records import Commit, InstanceRecord, Job, NewInstance
+from ._records import (
+    AwaitCommit,
+    ChildrenCommit,
+    Commit,
+    DoneCommit,
+    InstanceRecord,
+    Job,
+    NewInstance,
+    NextCommit,
+    RetryCommit,
+    StopCommit,
+)
 
 if TYPE_CHECKING:
-    from ._engine import Engine
+    from ._engine_api import Engine
 
 logger = logging.getLogger("trexec.durable")
 
@@ -32,14 +43,29 @@ def _storable(commit: Commit) -> Commit:
     """spec §5.1.4: a value some store cannot hold is a step error on every store,
     never a batch of commits the database rejects on each retry (the completer
     would retry it forever and no outcome after it would commit)."""
-    names = [commit.step, commit.rate_limit, *commit.awaits]
-    names += [text for child in commit.children for text in (child.step, child.key)]
+    names: list[str | None] = []
+    delay = 0.0
+    match commit:
+        case NextCommit():
+            names += [commit.step, commit.rate_limit]
+            if commit.weight > MAX_WEIGHT:
+                raise ValueError(f"weight {commit.weight} is above {MAX_WEIGHT}")
+        case RetryCommit():
+            delay = commit.delay
+        case AwaitCommit():
+            names += [commit.step, *commit.awaits]
+            delay = commit.timeout or 0.0
+        case ChildrenCommit():
+            names.append(commit.step)
+            names += [text for child in commit.children for text in (child.step, child.key)]
+        case DoneCommit() | StopCommit():
+            pass
+        case _:  # pragma: no cover
+            assert_never(commit)
     if any(name is not None and "\x00" in name for name in names):
         raise ValueError(f"a {commit.kind} outcome names a step, key or signal with a NUL")
-    if commit.delay > MAX_DELAY or (commit.timeout or 0.0) > MAX_DELAY:
+    if delay > MAX_DELAY:
         raise ValueError(f"a delay or timeout above {MAX_DELAY:g} seconds cannot be stored")
-    if commit.weight > MAX_WEIGHT:
-        raise ValueError(f"weight {commit.weight} is above {MAX_WEIGHT}")
     return commit
 
 
@@ -191,7 +217,7 @@ class StepRunner:
             return self.encode(job, outcome, ()), outcome.kind
         except Exception as exc:
             logger.warning("durable handle of instance %s raised: %r", job.id, exc)
-            return Commit(job.lease, "stop", error=reason_text(exc)), "stop"
+            return StopCommit(job.lease, reason_text(exc)), "stop"
 
     def encode(self, job: Job, outcome: Any, consumed: tuple[int, ...]) -> Commit:
         """Validate ``outcome`` and serialize it; raises TypeError/ValueError (a step
@@ -210,9 +236,8 @@ class StepRunner:
         if isinstance(outcome, Next):
             if outcome.rate_limit is not None:
                 self._check_rate_limit(job, outcome.rate_limit)
-            return Commit(
+            return NextCommit(
                 lease,
-                "next",
                 step=outcome.step,
                 state=dumps(outcome.state, state_cls),
                 consumed=consumed,
@@ -220,13 +245,10 @@ class StepRunner:
                 weight=outcome.weight,
             )
         if isinstance(outcome, Retry):
-            return Commit(
-                lease, "retry", state=dumps(outcome.state, state_cls), delay=outcome.delay
-            )
+            return RetryCommit(lease, state=dumps(outcome.state, state_cls), delay=outcome.delay)
         if isinstance(outcome, Await):
-            return Commit(
+            return AwaitCommit(
                 lease,
-                "await",
                 step=outcome.next_step,
                 state=dumps(outcome.state, state_cls),
                 awaits=outcome.names,
@@ -241,22 +263,24 @@ class StepRunner:
                         machine=child.machine.name,
                         version=child.machine.version,
                         step=child.step,
-                        state=dumps(child.state, child.machine.State),
+                        state=dumps(
+                            self.codec.as_state(child.state, child.machine.State),
+                            child.machine.State,
+                        ),
                         key=child.key,
                     )
                 )
-            return Commit(
+            return ChildrenCommit(
                 lease,
-                "children",
                 step=outcome.next_step,
                 state=dumps(outcome.state, state_cls),
                 children=tuple(children),
                 consumed=consumed,
             )
         if isinstance(outcome, Done):
-            return Commit(lease, "done", result=dumps(outcome.result))
+            return DoneCommit(lease, dumps(outcome.result))
         assert isinstance(outcome, Stop)
-        return Commit(lease, "stop", error=reason_text(outcome.reason))
+        return StopCommit(lease, reason_text(outcome.reason))
 
     def _check_rate_limit(self, job: Job, rate_limit: str) -> None:
         name = rate_limit.split(":", 1)[0]

@@ -20,6 +20,7 @@ is made of), ``_events`` (run events to telemetry and a RunBus), ``_engine_hooks
 
 from __future__ import annotations
 
+from .._public import fix_modules as _fix_modules
 from ._definition import (
     Backoff as Backoff,
     Step as Step,
@@ -58,13 +59,5 @@ __all__ = [
 ]  # fmt: skip
 
 
-def _fixup_module_metadata() -> None:
-    # Public objects report their public path (trexec.workflows.Step), as trio does.
-    for name in __all__:
-        obj = globals()[name]
-        if getattr(obj, "__module__", "").startswith("trexec.workflows._"):
-            obj.__module__ = "trexec.workflows"
-
-
-_fixup_module_metadata()
-del _fixup_module_metadata
+_fix_modules(globals(), __all__, "trexec.workflows")
+del _fix_modules

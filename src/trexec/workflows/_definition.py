@@ -10,13 +10,16 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from .. import _validate
 from .._backoff import Backoff as ActionBackoff
 from ._exceptions import InvalidWorkflow
+
+if TYPE_CHECKING:
+    from ..durable import Engine, InsertSpec, Machine
 
 __all__ = ["Backoff", "Step", "StepContext", "StepFailure", "Workflow"]
 
@@ -182,6 +185,30 @@ class Workflow:
                 f"step={name!r}: expected a step of workflow {self.name!r}, "
                 f"one of {sorted(self._by_name)!r}"
             ) from None
+
+    # --- durable.Extension and durable.RunStarter (spec §5.5.10, §6.2) ---------
+
+    def engine_machines(self) -> list[type[Machine]]:
+        """The durable machines that run this workflow (its run and step
+        machines, the same classes every call); ``open_engine(workflows=[wf])``
+        runs them."""
+        from ._engine_hooks import machines_for
+
+        return machines_for([self])
+
+    def engine_tasks(self, engine: Engine) -> tuple[()]:
+        """A workflow runs no background task of its own in the engine."""
+        return ()
+
+    def run_specs(
+        self, input: Any, *, schedule_in: float | None = None, key: str | None = None
+    ) -> list[InsertSpec]:
+        """The instances that start a run of this workflow with ``input``, the
+        run first (the ``durable.RunStarter`` protocol, spec §5.5.10): what
+        ``engine.start_workflow`` inserts, in one transaction (spec §6.7.4)."""
+        from ._engine_hooks import run_specs
+
+        return run_specs(self, input, schedule_in=schedule_in, key=key)
 
     @property
     def step_names(self) -> tuple[str, ...]:

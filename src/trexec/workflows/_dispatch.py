@@ -201,7 +201,7 @@ async def insert_steps(
             InsertSpec(
                 step_machine(wf),
                 new_task(state, name, run_id=run_id),
-                scheduled_in=delay,
+                schedule_in=delay,
                 key=step_key(state.run_key, name),
             )
             for name in pending

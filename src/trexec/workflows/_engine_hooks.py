@@ -1,6 +1,7 @@
-"""What the durable engine calls for workflows (spec §6.2): the machines a set of
-workflows needs, and ``engine.start_workflow``. The engine imports this module
-lazily, only when it is given workflows."""
+"""What a workflow does for the durable engine (spec §6.2): the machines a set of
+workflows needs, and a run's start. ``Workflow.engine_machines`` and
+``Workflow.start_run`` (the ``durable.Extension``/``RunStarter`` protocols,
+spec §5.5.10) call these; the durable core never imports workflows."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from .. import _validate
-from ..durable import InsertSpec, Machine, NoTarget
+from ..durable import Engine, InsertSpec, Machine, NoTarget
 from ._definition import Workflow
 from ._dispatch import check_json, check_target, step_key
 from ._exceptions import DispatchError, InvalidWorkflow
@@ -54,13 +55,13 @@ def _run_key(key: object) -> str | None:
 
 
 async def start_workflow(
-    engine: Any,
+    engine: Engine,
     wf: Workflow,
     input: Any,
     *,
     schedule_in: float | None = None,
     key: str | None = None,
-) -> Any:  # the run id (int); Any because Engine.start_workflow's cast expects it
+) -> int:
     """Start a run of ``wf`` with ``input``; return the run's durable id (spec §6.2).
 
     The run instance and its entry-step instances are inserted in ONE transaction
@@ -72,6 +73,17 @@ async def start_workflow(
     :class:`~trexec.durable.DuplicateKey` if a live instance holds ``key`` (nothing
     is started), :class:`~trexec.InvalidArgument` for a bad argument.
     """
+    ids: list[int] = await engine.insert_many(
+        run_specs(wf, input, schedule_in=schedule_in, key=key)
+    )
+    return ids[0]
+
+
+def run_specs(
+    wf: Workflow, input: Any, *, schedule_in: float | None = None, key: str | None = None
+) -> list[InsertSpec]:
+    """The instances that start a run of ``wf`` (spec §6.7.4): the run first,
+    then its entry steps; inserted together, in one transaction."""
     if not isinstance(wf, Workflow):
         _validate.fail("wf", wf, "a workflows.Workflow")
     check_json("input", input)
@@ -79,18 +91,17 @@ async def start_workflow(
     run_key = _run_key(key) or f"run:{wf.name}:{uuid.uuid4().hex}"  # spec §6.2.3
     state = new_run_state(wf, run_key, input)
     mark_dispatched(state, wf.entry_steps)
-    specs = [InsertSpec(run_machine(wf), state, step="start", scheduled_in=delay, key=run_key)]
+    specs = [InsertSpec(run_machine(wf), state, step="start", schedule_in=delay, key=run_key)]
     specs += [
         InsertSpec(
             step_machine(wf),
             new_task(state, name, run_id=None),
-            scheduled_in=delay,
+            schedule_in=delay,
             key=step_key(run_key, name),
         )
         for name in wf.entry_steps
     ]
-    ids: list[int] = await engine.insert_many(specs)
-    return ids[0]
+    return specs
 
 
 async def cancel_run(engine: Any, run_id: int) -> None:

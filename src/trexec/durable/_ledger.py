@@ -1,0 +1,128 @@
+"""What one engine holds, shared by its tasks (spec §5.5.2-§5.5.4), and the
+retry loop every task wraps its store calls in (spec §5.5.8).
+
+The :class:`Ledger` is the engine's only shared mutable state: the leases it
+holds, the rows claims in flight asked for, the jobs queued for the workers,
+and the events that wake the picker and ``Engine.wait``. Each task
+(``_picker.py``, ``_completer.py``, ``_leases.py``) owns the rest of its state.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import trio
+
+from .. import telemetry
+from ._exceptions import StoreError, StoreRejected
+from ._records import Claim, Job, Lease
+
+logger = logging.getLogger("trexec.durable")
+T = TypeVar("T")
+
+
+class Ledger:
+    """The claims one engine holds and the signals between its tasks.
+
+    ``held`` maps each lease held (claimed, not yet committed or released) to
+    whether its step started (then a release counts an attempt, spec §5.5.4).
+    ``claiming`` counts the rows claims in flight asked for: they count as held
+    so the picker and the completer never claim past ``max_held`` together
+    (spec §5.5.3). ``wake`` wakes the picker (a local insert, signal, commit or
+    reap, spec §5.5.2); ``capacity`` wakes it when held leases are freed.
+    """
+
+    def __init__(self, max_held: int) -> None:
+        self.max_held = max_held
+        self.held: dict[Lease, bool] = {}
+        self.claiming = 0
+        self.wake = trio.Event()
+        self.capacity = trio.Event()
+        #: Instances cancelled by this engine while it held them (spec §5.4.8).
+        self.cancelled: set[int] = set()
+        #: False once the engine's block is left: no new claims.
+        self.open = True
+        self._waiters: dict[int, list[trio.Event]] = {}
+        self.jobs_send, self.jobs_receive = trio.open_memory_channel[Job](math.inf)
+
+    def free(self) -> int:
+        """How many more rows may be claimed now."""
+        return self.max_held - len(self.held) - self.claiming
+
+    def holds(self, id_: int) -> bool:
+        return any(lease.id == id_ for lease in self.held)
+
+    def waiter(self, id_: int) -> trio.Event:
+        """A new event :meth:`finished` sets for ``id_``; pass it to :meth:`forget`
+        when done waiting, set or not (spec §5.5.6: no entry outlives its wait)."""
+        event = trio.Event()
+        self._waiters.setdefault(id_, []).append(event)
+        return event
+
+    def forget(self, id_: int, event: trio.Event) -> None:
+        events = self._waiters.get(id_)
+        if events is not None and event in events:
+            events.remove(event)
+            if not events:
+                del self._waiters[id_]
+
+    def waiting(self) -> int:
+        """How many instances ``Engine.wait`` calls are waiting on."""
+        return len(self._waiters)
+
+    def finished(self, id_: int) -> None:
+        """Wake every ``Engine.wait`` on ``id_``: it became terminal here."""
+        for event in self._waiters.pop(id_, ()):
+            event.set()
+
+    def accept(self, claim: Claim) -> bool:
+        """Hold and queue the claimed jobs; report throttled rows (spec §5.9).
+        True if the claim took any job."""
+        for skipped in claim.throttled:
+            telemetry.execute(
+                ("trexec", "durable", "rate_limit", "throttled"),
+                {"count": 1, "wait": skipped.wait},
+                {"key": skipped.rate_limit, "id": skipped.id},
+            )
+        if not claim.jobs:
+            return False
+        telemetry.execute(("trexec", "durable", "pick"), {"count": len(claim.jobs)}, {})
+        for job in claim.jobs:
+            self.held[job.lease] = False
+        for job in claim.jobs:
+            try:
+                self.jobs_send.send_nowait(job)
+            except trio.ClosedResourceError:
+                break  # shutting down: held, so released
+        return True
+
+    def drop(self, lease: Lease) -> None:
+        """``lease`` is no longer held (committed, or never started)."""
+        self.held.pop(lease, None)
+
+
+async def retrying(
+    operation: str, call: Callable[[], Awaitable[T]], *, rejectable: bool = False
+) -> T:
+    """``await call()`` until it succeeds: a :class:`StoreError` (database down,
+    busy, connection lost) is logged and retried with backoff, never fatal to
+    the engine (spec §5.5.8). With ``rejectable`` a :class:`StoreRejected`
+    propagates instead (spec §5.5.9)."""
+    delay = 0.05
+    while True:
+        try:
+            return await call()
+        except StoreError as exc:
+            if rejectable and isinstance(exc, StoreRejected):
+                raise
+            logger.warning("store %s failed (retrying in %.2fs): %s", operation, delay, exc)
+            telemetry.execute(
+                ("trexec", "durable", "store", "error"),
+                {"count": 1},
+                {"operation": operation, "error": str(exc)},
+            )
+            await trio.sleep(delay)
+            delay = min(delay * 2, 5.0)

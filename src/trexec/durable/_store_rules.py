@@ -1,0 +1,278 @@
+"""The rules every store applies the same way, once (spec §5.2-§5.9): a store
+module keeps only its dialect (SQL), connection handling, locking and
+notification, and calls these for the decisions.
+
+* the schema migrations (``migrate``);
+* rows to records (``record``, ``signal``, ``job``), a child's row (``child_of``);
+* target lookup and its errors (``live_target``, ``no_parent``, ``key_taken``);
+* the rate-limit token bucket (``Buckets``, spec §5.9);
+* listing filters (``list_query``);
+* the dispatch of a commit on its kind (``dispatch`` over a ``CommitWriter``,
+  spec §5.4), checked exhaustive by mypy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Protocol, assert_never
+
+import attrs
+
+from ._exceptions import DuplicateKey, NoTarget, StoreError
+from ._records import (
+    TERMINAL,
+    AwaitCommit,
+    ChildrenCommit,
+    Commit,
+    CommitStatus,
+    DoneCommit,
+    InstanceRecord,
+    Job,
+    NewInstance,
+    NextCommit,
+    RateLimitPolicy,
+    RetryCommit,
+    SignalRecord,
+    StopCommit,
+)
+
+__all__ = [
+    "Buckets",
+    "CommitWriter",
+    "child_of",
+    "dispatch",
+    "job",
+    "key_taken",
+    "list_query",
+    "migrate",
+    "live_target",
+    "no_parent",
+    "record",
+    "signal",
+]
+
+# --- schema (spec §5.2) -------------------------------------------------------------
+
+
+def migrate(
+    c: Any, current: int, migrations: Mapping[int, Sequence[str]], set_version: str, where: str
+) -> int:
+    """Apply, on connection ``c``, every migration after version ``current`` in
+    order, recording each version with ``set_version``; return the latest.
+    Raises :class:`StoreError` if ``current`` is newer than this code knows
+    (``where`` names the store and schema in the message)."""
+    latest = max(migrations)
+    if current > latest:
+        raise StoreError(
+            f"{where}: schema version {current} is newer than this trexec"
+            f" (expects {latest}); upgrade trexec"
+        )
+    for version in range(current + 1, latest + 1):
+        for statement in migrations[version]:
+            c.execute(statement)
+        c.execute(set_version, (str(version),))
+    return latest
+
+
+# --- rows to records (spec §5.2) ---------------------------------------------------
+
+
+def record(row: Sequence[Any], awaits: Callable[[Any], Sequence[str]] = tuple) -> InstanceRecord:
+    """An instance row (the columns of every store's ``INSTANCE_COLUMNS``, in
+    order) as a record; ``awaits`` decodes the dialect's list of signal names."""
+    (id_, machine, version, step, status, state, result, error, attempt, key, parent_id,
+     waits, pending, run_at, created, updated) = row  # fmt: skip
+    return InstanceRecord(
+        id=id_,
+        machine=machine,
+        version=version,
+        step=step,
+        status=status,
+        state=state,
+        result=result,
+        error=error,
+        attempt=attempt,
+        key=key,
+        parent_id=parent_id,
+        awaits=tuple(awaits(waits)),
+        pending_children=pending,
+        run_at=run_at,
+        created_at=created,
+        updated_at=updated,
+    )
+
+
+def job(
+    row: Sequence[Any],
+    awaits: Iterable[str],
+    inbox: Iterable[SignalRecord],
+    children: Iterable[InstanceRecord],
+) -> Job:
+    """A claimed row (id, token, machine, version, step, attempt, state, key,
+    parent_id, ...) with what the claim read beside it, as a job (spec §5.5)."""
+    id_, token, machine, version, step, attempt, state, key, parent_id = row[:9]
+    return Job(
+        id=id_,
+        token=token,
+        machine=machine,
+        version=version,
+        step=step,
+        attempt=attempt,
+        state=state,
+        key=key,
+        parent_id=parent_id,
+        awaits=tuple(awaits),
+        inbox=tuple(inbox),
+        children=tuple(children),
+    )
+
+
+def signal(row: Sequence[Any]) -> SignalRecord:
+    """A signal row (id, name, payload, dedup_key, created_at) as a record."""
+    return SignalRecord(*row)
+
+
+def child_of(child: NewInstance, parent_id: int) -> NewInstance:
+    """A ``ScheduleChildren`` child as inserted: a child of ``parent_id`` (spec §5.7)."""
+    return attrs.evolve(child, parent_id=parent_id)
+
+
+# --- targets and their errors (spec §5.6, §5.3) ---------------------------------------
+
+
+def live_target(target: int | str, row: Sequence[Any] | None) -> tuple[Any, ...]:
+    """The row a signal or cancel addresses (its second column is the status);
+    raises :class:`NoTarget` if there is none or it is terminal."""
+    if row is None:
+        what = "id" if isinstance(target, int) else "key"
+        raise NoTarget(f"{what}={target!r}: no live instance")
+    if row[1] in TERMINAL:
+        raise NoTarget(f"id={target!r}: the instance is {row[1]}")
+    return tuple(row)
+
+
+def no_parent(parent_id: int) -> NoTarget:
+    """The error for an insert whose ``parent_id`` names no instance."""
+    return NoTarget(f"parent_id={parent_id!r}: no such instance")
+
+
+def key_taken(key: str | None) -> DuplicateKey:
+    """The error for an insert whose business key a live instance holds."""
+    return DuplicateKey(f"key={key!r}: a live instance already holds this key")
+
+
+# --- rate limits (spec §5.9) ---------------------------------------------------------------
+
+
+class Buckets:
+    """The token buckets one claim reads and takes from. ``level(key, tokens,
+    updated)`` loads a stored bucket (missing: full); ``take(key, weight)``
+    takes ``weight`` tokens if the bucket holds ``min(weight, burst)``, else
+    returns the seconds until it will. ``changed`` is what to store back."""
+
+    def __init__(self, policies: Mapping[str, RateLimitPolicy], now: float) -> None:
+        self._policies = policies
+        self._now = now
+        self.changed: dict[str, float] = {}
+
+    def policy(self, key: str | None) -> RateLimitPolicy | None:
+        """The policy of ``name[:partition]``; None: not limited (an unknown name
+        is reported by the engine, spec §5.9)."""
+        return None if key is None else self._policies.get(key.split(":", 1)[0])
+
+    def level(self, key: str, tokens: float | None, updated: float | None) -> float:
+        policy = self.policy(key)
+        assert policy is not None
+        level = policy.burst
+        if tokens is not None and updated is not None:
+            level = min(policy.burst, tokens + max(0.0, self._now - updated) * policy.rate)
+        self.changed[key] = level
+        return level
+
+    def take(self, key: str, weight: int) -> float | None:
+        """Take from a bucket loaded by :meth:`level`; None if taken, else the wait."""
+        policy = self.policy(key)
+        assert policy is not None
+        tokens = self.changed[key]
+        needed = min(float(weight), policy.burst)
+        if tokens + 1e-9 < needed:
+            return (needed - tokens) / policy.rate
+        self.changed[key] = tokens - weight  # it may go negative (spec §5.9)
+        return None
+
+
+# --- listing -------------------------------------------------------------------------------
+
+
+def list_query(
+    select: str,
+    mark: str,
+    *,
+    status: str | None,
+    machine: str | None,
+    key: str | None,
+    limit: int,
+    after_id: int | None,
+    before_id: int | None,
+    newest_first: bool,
+    key_hint: str = "",
+) -> tuple[str, list[Any]]:
+    """The SQL and parameters of :meth:`Store.list`: ``select`` is the store's
+    ``SELECT ... FROM instances`` and ``mark`` its placeholder (``?`` or ``%s``).
+    Equalities only, then ``ORDER BY id``: each filter combination matches an
+    index ending in ``id`` (spec §12.3). ``key_hint`` is appended to ``select``
+    when ``key`` is given (SQLite: ``INDEXED BY`` the key index, which its
+    planner, without statistics, would pass over for the status index)."""
+    if key is not None:
+        select += key_hint
+    clauses: list[str] = []
+    params: list[Any] = []
+    for column, value in (("status", status), ("machine", machine), ("key", key)):
+        if value is not None:
+            clauses.append(f"{column} = {mark}")
+            params.append(value)
+    if after_id is not None:
+        clauses.append(f"id > {mark}")
+        params.append(after_id)
+    if before_id is not None:
+        clauses.append(f"id < {mark}")
+        params.append(before_id)
+    where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+    order = "DESC" if newest_first else "ASC"
+    params.append(limit)
+    return f"{select}{where} ORDER BY id {order} LIMIT {mark}", params
+
+
+# --- the commit dispatch (spec §5.4) --------------------------------------------------------
+
+
+class CommitWriter(Protocol):
+    """How one store writes each kind of commit, inside its transaction. Each
+    returns the commit's status (spec §5.8: fenced by its lease)."""
+
+    def next(self, commit: NextCommit) -> CommitStatus: ...
+
+    def retry(self, commit: RetryCommit) -> CommitStatus: ...
+
+    def await_(self, commit: AwaitCommit) -> CommitStatus: ...
+
+    def children(self, commit: ChildrenCommit) -> CommitStatus: ...
+
+    def finish(self, commit: DoneCommit | StopCommit) -> CommitStatus: ...
+
+
+def dispatch(writer: CommitWriter, commit: Commit) -> CommitStatus:
+    """Write ``commit`` with the writer's method for its kind."""
+    match commit:
+        case NextCommit():
+            return writer.next(commit)
+        case RetryCommit():
+            return writer.retry(commit)
+        case AwaitCommit():
+            return writer.await_(commit)
+        case ChildrenCommit():
+            return writer.children(commit)
+        case DoneCommit() | StopCommit():
+            return writer.finish(commit)
+        case _:  # pragma: no cover - mypy proves it unreachable
+            assert_never(commit)
