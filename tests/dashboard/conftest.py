@@ -8,4 +8,4 @@ import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 
-from dashboard_support import store_url as store_url  # noqa: E402
+from dashboard_support import store_url as store_url

@@ -16,11 +16,11 @@ import shutil
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import dashboard_support as shared
 import pytest
 import trio
-
-import dashboard_support as shared
 from dashboard_support import CHECKOUT, dashboard, engine_on
+
 from trexec import durable
 
 CHROMEDRIVER = "/usr/bin/chromedriver"

@@ -10,9 +10,9 @@ import psycopg
 import pytest
 import trio
 from click.testing import CliRunner
+from dashboard_support import CHECKOUT, Note, Other, Waiter, dashboard, engine_on, insert_parked
 from stores import PG_URL
 
-from dashboard_support import CHECKOUT, Note, Other, Waiter, dashboard, engine_on, insert_parked
 from trexec import InvalidArgument, durable
 from trexec._cli import cli
 from trexec.dashboard import serve

@@ -6,8 +6,8 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
-
 from dashboard_support import Note, Other, Waiter, engine_on
+
 from trexec import InvalidArgument, durable
 from trexec.dashboard._graph import step_graph
 from trexec.dashboard._queries import Filters, parse_filters

@@ -167,7 +167,7 @@ async def test_the_scheduler_is_restored_after_the_block():
     async with testing.open_test_engine(seed=3):
         assert _run._ALLOW_DETERMINISTIC_SCHEDULING
     assert _run._r.getstate() == state
-    assert _run._ALLOW_DETERMINISTIC_SCHEDULING == allowed
+    assert allowed == _run._ALLOW_DETERMINISTIC_SCHEDULING
 
 
 class Other(durable.Machine):

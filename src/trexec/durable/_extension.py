@@ -9,8 +9,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from ._insert import InsertSpec
     from ._engine_api import Engine
+    from ._insert import InsertSpec
     from ._machine import Machine
 
 __all__ = ["Extension", "RunStarter"]

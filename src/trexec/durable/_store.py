@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
 
 from .. import _validate
 from ._records import (
