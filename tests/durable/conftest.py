@@ -14,12 +14,9 @@ import pathlib
 from collections.abc import AsyncIterator
 
 import pytest
-from stores import open_test_store, parametrize_store
+from stores import FAST as FAST, open_test_store, parametrize_store
 
 from trexec import durable
-
-#: Engine options for tests: notice other engines' commits quickly.
-FAST = {"poll_interval": 0.02}
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -21,6 +21,9 @@ import trio
 from trexec import durable
 from trexec.testing._store import TestStore
 
+#: Engine options for tests: notice other engines' commits quickly.
+FAST = {"poll_interval": 0.02}
+
 #: The real stores: their own threads, their own clocks.
 REAL_STORE_KINDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 STORE_KINDS = [*REAL_STORE_KINDS, "test"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import trio
+from stores import FAST
 
-from conftest import FAST
 from trexec import durable
 
 

@@ -13,8 +13,8 @@ import attrs
 import pytest
 import trio
 from machines import Counter, CountTo3
+from stores import FAST
 
-from conftest import FAST
 from trexec import InvalidArgument, durable
 
 DURABLE = pathlib.Path(durable.__file__).parent

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import trio
 from machines import Counter, CountTo3
+from stores import FAST
 
-from conftest import FAST
 from trexec import durable
 
 

@@ -6,8 +6,8 @@ import attrs
 import pytest
 import trio
 from machines import Counter, CountTo3
+from stores import FAST
 
-from conftest import FAST
 from trexec import durable
 
 

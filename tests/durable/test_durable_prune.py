@@ -20,9 +20,8 @@ import trio
 import trio.testing
 from click.testing import CliRunner
 from machines import Counter, CountTo3
-from stores import PG_URL, open_test_store, raw_connection
+from stores import FAST, PG_URL, open_test_store, raw_connection
 
-from conftest import FAST
 from trexec import InvalidArgument, durable
 from trexec._cli import cli
 from trexec.durable._records import (

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import trio
+from stores import FAST
 
-from conftest import FAST
 from trexec import durable
 
 

@@ -6,9 +6,8 @@ from __future__ import annotations
 import attrs
 import pytest
 from machines import Counter, CountTo3
-from stores import REAL_STORE_KINDS, open_test_store
+from stores import FAST, REAL_STORE_KINDS, open_test_store
 
-from conftest import FAST
 from trexec import InvalidArgument, durable
 
 

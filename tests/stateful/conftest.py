@@ -1,16 +1,7 @@
-"""Settings shared by the trexec.stateful tests: few examples, no explain phase
-(it traces every line), derandomized so a failure is the same every run."""
+"""The stateful tests import their settings from ``stateful_settings`` (a unique
+module name: every test directory has a ``conftest``)."""
 
-from __future__ import annotations
+import pathlib
+import sys
 
-from hypothesis import HealthCheck, Phase, settings
-
-FAST = settings(
-    max_examples=15,
-    stateful_step_count=8,
-    derandomize=True,
-    database=None,
-    deadline=None,
-    phases=[Phase.explicit, Phase.generate, Phase.shrink],
-    suppress_health_check=list(HealthCheck),
-)
+sys.path.insert(0, str(pathlib.Path(__file__).parent))

@@ -9,9 +9,9 @@ from typing import ClassVar
 import pytest
 import trio
 from hypothesis.stateful import initialize, rule, run_state_machine_as_test
+from stateful_settings import FAST
 
 import trexec
-from conftest import FAST
 from trexec.stateful import NotInExample, StatefulError, TrioStateMachine
 
 

@@ -17,9 +17,9 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
+from stateful_settings import FAST
 
 import trexec
-from conftest import FAST
 from trexec.stateful import PollerFailed, TrioStateMachine
 
 

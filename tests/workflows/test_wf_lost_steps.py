@@ -7,12 +7,10 @@ compensates what completed and names the step and how its instance ended.
 
 from __future__ import annotations
 
-import sqlite3
-
 import psycopg
 import pytest
 import trio
-from stores import PG_URL
+from stores import PG_URL, raw_connection
 
 from trexec import durable
 from trexec.workflows import Step, Workflow, _watchdog
@@ -106,13 +104,11 @@ def refuse_marker(store) -> None:
                 " ADD CONSTRAINT app_rule CHECK (state NOT LIKE '%forbidden-value%')"
             )
         return
-    conn = sqlite3.connect(store.url.removeprefix("sqlite:///").split("?")[0])
-    with conn:
+    with raw_connection(store) as conn:
         conn.execute(
             "CREATE TRIGGER app_rule BEFORE UPDATE OF state ON instances"
             " WHEN NEW.state LIKE '%forbidden-value%' BEGIN SELECT RAISE(ABORT, 'app rule'); END"
         )
-    conn.close()
 
 
 async def test_a_step_the_engine_stops_fails_the_run_naming_the_reason(store):

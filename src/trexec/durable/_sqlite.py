@@ -106,6 +106,11 @@ class SqliteStore(SqlStore):
             raise StoreRejected(f"{self.url}: {type(exc).__name__}: {exc}") from exc
         except sqlite3.Error as exc:
             raise StoreError(f"{self.url}: {type(exc).__name__}: {exc}") from exc
+        except RuntimeError as exc:
+            if not self._closed:
+                raise
+            # Closed while this call waited for its turn (spec §5.2: StoreError).
+            raise StoreError(f"{self.url}: the store is closed") from exc
 
     async def close(self) -> None:
         if not self._closed:
