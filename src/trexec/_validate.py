@@ -34,6 +34,18 @@ def shown(value: object) -> str:
     return text
 
 
+def storable_text(value: str) -> bool:
+    """True if every store can hold ``value`` as text (spec §5.1.4): no NUL
+    (PostgreSQL text refuses it) and valid UTF-8 (no lone surrogate)."""
+    if "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def seconds(name: str, value: object, *, allow_none: bool = False, allow_zero: bool = True) -> Any:
     """A duration in seconds: a finite real number >= 0 (> 0 unless ``allow_zero``)."""
     if value is None and allow_none:

@@ -49,6 +49,7 @@ def test_backoff_builds_a_finite_delay_or_names_the_field(initial, factor, max_,
     assert 0 <= delay <= backoff.max
 
 
+@pytest.mark.filterwarnings("ignore:workflows.Backoff:DeprecationWarning")
 @given(low=numbers, high=numbers, retry=numbers)
 def test_workflow_backoff_builds_a_finite_delay_or_names_the_field(low, high, retry):
     try:

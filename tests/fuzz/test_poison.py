@@ -4,14 +4,13 @@ a machine version no running code knows is left alone (spec §5.1.3), not retrie
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 import attrs
 import psycopg
 import pytest
 import trio
-from stores import PG_URL, STORE_KINDS, open_test_store
+from stores import PG_URL, STORE_KINDS, open_test_store, raw_connection
 
 from trexec import durable
 
@@ -38,10 +37,8 @@ def corrupt(store: Any, sql_sqlite: str, sql_pg: str, *params: Any) -> None:
             conn.execute(f'SET search_path TO "{schema}"')
             conn.execute(sql_pg.replace("?", "%s"), params)
         return
-    conn = sqlite3.connect(store.url.removeprefix("sqlite:///").split("?")[0])
-    with conn:
+    with raw_connection(store) as conn:
         conn.execute(sql_sqlite, params)
-    conn.close()
 
 
 @pytest.fixture(params=STORE_KINDS)
@@ -54,7 +51,7 @@ async def store(request, tmp_path):
 @pytest.mark.parametrize("text", ['{"n": "many"}', "{nope", "[" * 100_000 + "]" * 100_000])
 async def test_a_state_that_cannot_be_decoded_stops_its_instance_once(store, text):
     async with durable.open_engine(store, workers=0) as producer:
-        id_ = await producer.insert(Counted, Count(1), scheduled_in=60)
+        id_ = await producer.insert(Counted, Count(1), schedule_in=60)
     corrupt(
         store,
         "UPDATE instances SET state = ?, run_at = 0 WHERE id = ?",

@@ -8,7 +8,7 @@ import pytest
 import trio
 
 from trexec import durable, testing
-from trexec.durable._records import Commit, NewInstance
+from trexec.durable._records import DoneCommit, NewInstance
 
 
 async def test_leases_and_delays_follow_trio_time(autojump_clock):
@@ -24,7 +24,7 @@ async def test_leases_and_delays_follow_trio_time(autojump_clock):
         await trio.sleep(2)
         assert [r.id for r in await store.reap_expired()] == [id_]
         assert (await store.get(id_)).attempt == 2
-        assert await store.complete([Commit(job.lease, "done", result="1")]) == ["stale"]
+        assert await store.complete([DoneCommit(job.lease, result="1")]) == ["stale"]
 
 
 async def test_a_call_cancelled_before_it_starts_changes_nothing():

@@ -197,8 +197,8 @@ class Engine:
         target = check_target(id_or_key)
         if not isinstance(name, str) or not name:
             _validate.fail("name", name, "a non-empty str")
-        if "\x00" in name:
-            _validate.fail("name", name, "a signal name without NUL characters")
+        if not _validate.storable_text(name):
+            _validate.fail("name", name, "a signal name without NUL or lone surrogates")
         check_key("dedup_key", dedup_key)
         try:
             text = self._codec.dumps(payload)

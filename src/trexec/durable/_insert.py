@@ -16,8 +16,10 @@ __all__ = ["InsertSpec", "check_key", "check_target", "schedule_in_of"]
 
 
 def check_key(name: str, value: object) -> str | None:
-    if value is not None and (not isinstance(value, str) or not value or "\x00" in value):
-        _validate.fail(name, value, "None or a non-empty str without NUL characters")
+    if value is not None and (
+        not isinstance(value, str) or not value or not _validate.storable_text(value)
+    ):
+        _validate.fail(name, value, "None or a non-empty str without NUL or lone surrogates")
     return value
 
 
@@ -26,7 +28,7 @@ def check_target(value: object) -> int | str:
         isinstance(value, bool)
         or not isinstance(value, int | str)
         or value in ("", 0)
-        or (isinstance(value, str) and "\x00" in value)
+        or (isinstance(value, str) and not _validate.storable_text(value))
     ):
         _validate.fail("id_or_key", value, "an instance id (int > 0) or a business key (str)")
     if isinstance(value, int) and value < 0:
@@ -36,8 +38,8 @@ def check_target(value: object) -> int | str:
 
 def _step(name: str, value: object) -> str:
     # spec §5.1.4: a NUL cannot be stored by every store (PostgreSQL text).
-    if not isinstance(value, str) or not value or "\x00" in value:
-        _validate.fail(name, value, "a non-empty str naming a step (no NUL characters)")
+    if not isinstance(value, str) or not value or not _validate.storable_text(value):
+        _validate.fail(name, value, "a non-empty str naming a step (no NUL or lone surrogates)")
     return value
 
 

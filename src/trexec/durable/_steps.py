@@ -11,7 +11,7 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, assert_never
 
-from .. import telemetry
+from .. import _validate, telemetry
 from ._machine import Codec, Context, Instance, Machine, Signal
 from ._outcomes import Await, Done, Next, Outcome, Retry, ScheduleChildren, Stop, reason_text
 from ._records import (
@@ -62,8 +62,10 @@ def _storable(commit: Commit) -> Commit:
             pass
         case _:  # pragma: no cover
             assert_never(commit)
-    if any(name is not None and "\x00" in name for name in names):
-        raise ValueError(f"a {commit.kind} outcome names a step, key or signal with a NUL")
+    if any(name is not None and not _validate.storable_text(name) for name in names):
+        raise ValueError(
+            f"a {commit.kind} outcome names a step, key or signal with a NUL or a lone surrogate"
+        )
     if delay > MAX_DELAY:
         raise ValueError(f"a delay or timeout above {MAX_DELAY:g} seconds cannot be stored")
     return commit
@@ -77,8 +79,6 @@ class Registry:
         self.classes: dict[tuple[str, int], type[Machine]] = {}
 
     def add(self, cls: type[Machine]) -> tuple[str, int]:
-        from .. import _validate
-
         key = (cls.name, cls.version)
         known = self.classes.get(key)
         if known is not None and known is not cls:
