@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from machines import CountTo3 as Counter
 
 from trexec import InvalidArgument
 from trexec.durable._cron import (
@@ -16,8 +17,6 @@ from trexec.durable._cron import (
     next_tick,
     tick_key,
 )
-
-from machines import CountTo3 as Counter
 
 
 def ts(*args: int) -> float:
