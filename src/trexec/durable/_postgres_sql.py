@@ -437,7 +437,7 @@ SCHEDULE_ROWS = f"SELECT {_SCHEDULE_COLUMNS} FROM trexec_schedules ORDER BY name
 # concurrent one waits on the row lock, then sees the new cursor and matches nothing).
 SCHEDULE_ADVANCE = (
     "UPDATE trexec_schedules SET cursor = %s, last_fired_at = %s, updated_at = %s"
-    " WHERE name = %s AND cursor = %s AND paused = 0"
+    " WHERE name = %s AND cursor = %s AND paused = 0 RETURNING name"
 )
 SCHEDULE_PAUSE = (
     "UPDATE trexec_schedules SET cursor = CASE WHEN paused = 1 AND %s = 0 AND cursor < %s"

@@ -66,7 +66,8 @@ def fire(
     happened, ``insert()`` the ticks' instances, in the caller's transaction
     (spec §11.4). False, having changed nothing, if the cursor was no longer
     ``cursor`` (another engine fired first) or the schedule is paused."""
-    if c.execute(q.SCHEDULE_ADVANCE, (new_cursor, now, now, name, cursor)).rowcount != 1:
+    # RETURNING, not rowcount: PostgreSQL writes run in pipeline mode.
+    if c.execute(q.SCHEDULE_ADVANCE, (new_cursor, now, now, name, cursor)).fetchone() is None:
         return False
     insert()
     return True

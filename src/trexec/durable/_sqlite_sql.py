@@ -276,7 +276,7 @@ SCHEDULE_ROWS = f"SELECT {_SCHEDULE_COLUMNS} FROM schedules ORDER BY name"
 # The compare-and-set: only the engine that read `cursor` = ? moves it.
 SCHEDULE_ADVANCE = (
     "UPDATE schedules SET cursor = ?, last_fired_at = ?, updated_at = ?"
-    " WHERE name = ? AND cursor = ? AND paused = 0"
+    " WHERE name = ? AND cursor = ? AND paused = 0 RETURNING name"
 )
 SCHEDULE_PAUSE = (
     "UPDATE schedules SET cursor = CASE WHEN paused = 1 AND ? = 0 AND cursor < ? THEN ?"
