@@ -24,7 +24,11 @@ async def test_register_starts_the_cursor_now_and_keeps_it_on_a_cron_change(
     assert first.cursor <= now
     await store.register_schedules([("a", "*/5 * * * *", "Europe/Paris")])
     _, (changed,) = await store.schedule_rows()
-    assert (changed.cron, changed.tz, changed.cursor) == ("*/5 * * * *", "Europe/Paris", first.cursor)
+    assert (changed.cron, changed.tz, changed.cursor) == (
+        "*/5 * * * *",
+        "Europe/Paris",
+        first.cursor,
+    )
 
 
 async def test_fire_is_a_compare_and_set_with_the_inserts(store: durable.Store) -> None:

@@ -8,7 +8,7 @@ import logging
 import pytest
 import trio
 import trio.testing
-from machines import CountTo3, Counter
+from machines import Counter, CountTo3
 
 from trexec import InvalidArgument, durable, testing
 from trexec.durable import NoTarget, Schedule
@@ -151,7 +151,9 @@ async def test_dst_zone_follows_local_wall_clock(autojump_clock: trio.testing.Mo
     ]
 
 
-async def test_dst_gap_fires_at_the_first_valid_time(autojump_clock: trio.testing.MockClock) -> None:
+async def test_dst_gap_fires_at_the_first_valid_time(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
     # Europe/Paris skips 02:00-03:00 on 2026-03-29: a 02:30 schedule fires at 03:00 CEST.
     autojump_clock.jump(ts(2026, 3, 28, 12))
     night = Schedule("night", "30 2 * * *", machine=CountTo3, state=Counter(), tz="Europe/Paris")
@@ -168,14 +170,14 @@ async def test_two_engines_on_one_store_fire_each_tick_once(
 ) -> None:
     autojump_clock.jump(ts(2026, 12, 6, 0, 0, 30))
     every_minute = Schedule("minutely", "* * * * *", machine=CountTo3, state=Counter())
-    async with testing.open_test_store() as store:
-        async with (
-            testing.open_test_engine([CountTo3], schedules=[every_minute], store=store) as a,
-            testing.open_test_engine([CountTo3], schedules=[every_minute], store=store),
-            testing.open_test_engine([CountTo3], schedules=[every_minute], store=store),
-        ):
-            await trio.sleep(3 * HOUR)
-            found = await keys(a)
+    async with (
+        testing.open_test_store() as store,
+        testing.open_test_engine([CountTo3], schedules=[every_minute], store=store) as a,
+        testing.open_test_engine([CountTo3], schedules=[every_minute], store=store),
+        testing.open_test_engine([CountTo3], schedules=[every_minute], store=store),
+    ):
+        await trio.sleep(3 * HOUR)
+        found = await keys(a)
     assert len(found) == 180
     assert len(set(found)) == 180
 
@@ -265,3 +267,34 @@ async def test_a_state_that_cannot_be_stored_fails_at_open() -> None:
     with pytest.raises(InvalidArgument, match="state"):
         async with testing.open_test_engine([CountTo3], schedules=[bad]):
             pass  # pragma: no cover
+
+
+def test_cli_schedules_lists_them(tmp_path: object) -> None:
+    from click.testing import CliRunner
+
+    from trexec._cli import cli
+
+    url = f"sqlite:///{tmp_path}/cli.db"
+
+    async def seed() -> None:
+        nightly = Schedule(
+            "nightly", "0 3 * * *", machine=CountTo3, state=Counter(), tz="Europe/Paris"
+        )
+        async with (
+            durable.open_store(url) as store,
+            durable.open_engine(store, workers=0, schedules=[nightly]) as engine,
+        ):
+            while not await engine.schedules():  # the scheduler registers it at once
+                await trio.sleep(0.01)
+            await engine.pause_schedule("nightly")
+
+    env = {"TREXEC_STORE": url, "COLUMNS": "200"}
+    result = CliRunner().invoke(cli, ["migrate"], env=env)
+    assert result.exit_code == 0
+    result = CliRunner().invoke(cli, ["schedules"], env=env)
+    assert result.exit_code == 0 and "no schedules" in result.output
+    trio.run(seed)
+    result = CliRunner().invoke(cli, ["schedules"], env=env)
+    assert result.exit_code == 0, result.output
+    for text in ("nightly", "0 3 * * *", "Europe/Paris", "yes", "next fire", "last fired"):
+        assert text in result.output

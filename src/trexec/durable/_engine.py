@@ -54,7 +54,9 @@ def _schedules(value: object) -> tuple[Schedule, ...]:
             _validate.fail("schedules", item.name, "unique schedule names (this one repeats)")
         names.add(item.name)
         if item.workflow is not None and not isinstance(item.workflow, RunStarter):
-            _validate.fail(f"Schedule({item.name!r}).workflow", item.workflow, "a workflows.Workflow")
+            _validate.fail(
+                f"Schedule({item.name!r}).workflow", item.workflow, "a workflows.Workflow"
+            )
     return items
 
 

@@ -48,9 +48,9 @@ def register(c: Any, q: ModuleType, schedules: Sequence[tuple[str, str, str]], n
         c.execute(q.SCHEDULE_RETIME, (cron, tz, now, name, cron, tz))
 
 
-def rows(c: Any, q: ModuleType) -> list[ScheduleRow]:
+def rows(c: Any, q: ModuleType) -> tuple[ScheduleRow, ...]:
     """Every schedule, by name."""
-    return [_row(values) for values in c.execute(q.SCHEDULE_ROWS).fetchall()]
+    return tuple(_row(values) for values in c.execute(q.SCHEDULE_ROWS).fetchall())
 
 
 def fire(

@@ -93,7 +93,9 @@ class Scheduler:
         return again
 
     async def _fire(self, schedule: Schedule, cursor: float, due: list[float]) -> None:
-        items = [item for tick in due for item in self._items(schedule, tick_key(schedule.name, tick))]
+        items = [
+            item for tick in due for item in self._items(schedule, tick_key(schedule.name, tick))
+        ]
 
         async def fire() -> bool:
             return await self._store.fire_schedule(schedule.name, cursor, due[-1], items)

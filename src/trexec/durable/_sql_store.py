@@ -59,8 +59,8 @@ class SqlStore(Store):
 
         await self._write(op)
 
-    async def schedule_rows(self) -> tuple[float, list[ScheduleRow]]:
-        def op(c: Any) -> tuple[float, list[ScheduleRow]]:
+    async def schedule_rows(self) -> tuple[float, tuple[ScheduleRow, ...]]:
+        def op(c: Any) -> tuple[float, tuple[ScheduleRow, ...]]:
             return self._now_in(c), sched.rows(c, self._sql)
 
         return await self._read(op)

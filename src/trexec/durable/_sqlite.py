@@ -359,7 +359,9 @@ class SqliteStore(SqlStore):
     def _now_in(self, c: sqlite3.Connection) -> float:
         return self._clock()
 
-    def _insert_in(self, c: sqlite3.Connection, items: Sequence[NewInstance], now: float) -> list[int]:
+    def _insert_in(
+        self, c: sqlite3.Connection, items: Sequence[NewInstance], now: float
+    ) -> list[int]:
         return ops.insert_rows(c, items, now)
 
 

@@ -292,7 +292,7 @@ class Store(abc.ABC):
         §11.3). One transaction."""
         raise self._no_schedules()
 
-    async def schedule_rows(self) -> tuple[float, list[ScheduleRow]]:
+    async def schedule_rows(self) -> tuple[float, tuple[ScheduleRow, ...]]:
         """The store's "now" and every schedule, by name."""
         raise self._no_schedules()
 

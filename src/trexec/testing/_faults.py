@@ -243,7 +243,7 @@ class FaultyStore(Store):
     async def register_schedules(self, schedules: Sequence[tuple[str, str, str]]) -> None:
         await self.inner.register_schedules(schedules)
 
-    async def schedule_rows(self) -> tuple[float, list[ScheduleRow]]:
+    async def schedule_rows(self) -> tuple[float, tuple[ScheduleRow, ...]]:
         return await self.inner.schedule_rows()
 
     async def fire_schedule(
