@@ -269,7 +269,10 @@ SCHEDULE_ADD = (
     "INSERT INTO schedules (name, cron, tz, paused, cursor, last_fired_at, updated_at)"
     " VALUES (?, ?, ?, 0, ?, NULL, ?) ON CONFLICT (name) DO NOTHING"
 )
-SCHEDULE_RETIME = "UPDATE schedules SET cron = ?, tz = ?, updated_at = ? WHERE name = ? AND (cron <> ? OR tz <> ?)"
+SCHEDULE_RETIME = (
+    "UPDATE schedules SET cron = ?, tz = ?, updated_at = ?"
+    " WHERE name = ? AND (cron <> ? OR tz <> ?)"
+)
 SCHEDULE_ROWS = f"SELECT {_SCHEDULE_COLUMNS} FROM schedules ORDER BY name"
 # The compare-and-set: only the engine that read `cursor` = ? moves it.
 SCHEDULE_ADVANCE = (
