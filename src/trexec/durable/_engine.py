@@ -154,5 +154,8 @@ async def open_engine(
         engine._scheduler = _scheduler(engine, timed)
         tasks.append(engine._scheduler.run)
     await store.migrate()
+    if engine._scheduler is not None:
+        # Registered before the block: engine.schedules() lists them at once.
+        await engine._scheduler.register()
     async with engine._running(tasks):
         yield engine

@@ -62,7 +62,6 @@ class Scheduler:
 
     async def run(self) -> None:
         self._warn_unrun()
-        await self._register()
         while True:
             now, rows = await retrying("schedule_rows", self._store.schedule_rows)
             by_name = {row.name: row for row in rows}
@@ -70,7 +69,7 @@ class Scheduler:
             for schedule in self.schedules.values():
                 row = by_name.get(schedule.name)
                 if row is None:  # deleted from the table by hand: register it again
-                    await self._register()
+                    await self.register()
                     wait = 0.0
                     continue
                 if row.paused:
@@ -80,7 +79,8 @@ class Scheduler:
             with trio.move_on_after(max(wait, 0.0)):
                 await self._wake.wait()
 
-    async def _register(self) -> None:
+    async def register(self) -> None:
+        """Add this engine's schedules to the store's table (spec §11.3)."""
         entries = [(s.name, s.cron, s.tz) for s in self.schedules.values()]
         await retrying("register_schedules", lambda: self._store.register_schedules(entries))
 

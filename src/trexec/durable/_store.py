@@ -290,11 +290,11 @@ class Store(abc.ABC):
         """Add each ``(name, cron, tz)`` not yet known, its cursor at the store's
         "now"; give a known one a changed cron or tz, keeping its cursor (spec
         §11.3). One transaction."""
-        raise self._no_schedules()
+        raise _no_schedules(self)
 
     async def schedule_rows(self) -> tuple[float, tuple[ScheduleRow, ...]]:
         """The store's "now" and every schedule, by name."""
-        raise self._no_schedules()
+        raise _no_schedules(self)
 
     async def fire_schedule(
         self, name: str, cursor: float, new_cursor: float, items: Sequence[NewInstance]
@@ -305,16 +305,13 @@ class Store(abc.ABC):
         and return False: of engines racing for a tick, one inserts it (spec
         §11.4). Raises :class:`DuplicateKey` as :meth:`insert` does (then nothing
         changed)."""
-        raise self._no_schedules()
+        raise _no_schedules(self)
 
     async def set_schedule_paused(self, name: str, paused: bool) -> ScheduleRow:
         """Pause or resume schedule ``name`` for every engine; return its row.
         Resuming moves an older cursor to "now" (spec §11.6). Raises
         :class:`NoTarget` for an unknown name."""
-        raise self._no_schedules()
-
-    def _no_schedules(self) -> StoreError:
-        return StoreError(f"{self.url}: this store keeps no schedules")
+        raise _no_schedules(self)
 
     def subscribe(self, callback: Callable[[], object]) -> Callable[[], None]:
         """Call ``callback()`` (synchronously, in Trio) whenever the store learns
@@ -329,6 +326,10 @@ class Store(abc.ABC):
     async def close(self) -> None:
         """Release the connection/thread; idempotent. Later calls raise
         :class:`StoreError`."""
+
+
+def _no_schedules(store: Store) -> StoreError:
+    return StoreError(f"{store.url}: this store keeps no schedules")
 
 
 def prune_arguments(
