@@ -298,3 +298,33 @@ def test_cli_schedules_lists_them(tmp_path: object) -> None:
     assert result.exit_code == 0, result.output
     for text in ("nightly", "0 3 * * *", "Europe/Paris", "yes", "next fire", "last fired"):
         assert text in result.output
+
+
+async def test_a_tick_whose_key_a_live_instance_holds_is_skipped_not_wedged(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    autojump_clock.jump(ts(2026, 12, 6, 0, 30))
+    schedule = hourly(catch_up="all")
+    async with testing.open_test_store() as store:
+        async with testing.open_test_engine([CountTo3], schedules=[schedule], store=store):
+            pass  # registers the schedule at 00:30
+        async with testing.open_test_engine([CountTo3], workers=0, store=store) as engine:
+            # A live instance (no engine runs it) holds 02:00's key.
+            await engine.insert(CountTo3, Counter(), key=f"schedule:hourly:{iso(2026, 12, 6, 2)}")
+        await trio.sleep(3 * HOUR)  # 03:30: 01, 02, 03 are due together
+        with caplog.at_level(logging.WARNING, logger="trexec.durable"):
+            async with testing.open_test_engine(
+                [CountTo3], schedules=[schedule], store=store
+            ) as engine:
+                await trio.sleep(HOUR)
+                done = await engine.list(status="done", limit=100)
+    # 02:00 is the hand-made instance; the other ticks fired once each.
+    assert sorted(r.key[-20:-7] for r in done if r.key) == _hours(1, 2, 3, 4)
+    assert any("tick skipped" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_workflow_that_is_not_a_run_starter_is_refused() -> None:
+    bad = Schedule("bad", "0 * * * *", workflow=object())
+    with pytest.raises(InvalidArgument, match="workflow"):
+        async with testing.open_test_engine([CountTo3], schedules=[bad]):
+            pass  # pragma: no cover
