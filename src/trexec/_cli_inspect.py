@@ -229,7 +229,7 @@ def _when(value: Any) -> str:
 @click.command(name="schedules")
 @common_options
 def schedules(store_url: str, debug: bool) -> None:
-    """List the cron schedules engines registered on the store.
+    """List the store's cron schedules.
 
     One row per schedule: its cron expression and time zone, whether it is
     paused, its next tick and when a tick last fired (UTC).
