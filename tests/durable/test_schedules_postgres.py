@@ -1,6 +1,6 @@
 """Exactly-once ticks across real processes on PostgreSQL (spec §11.4): three
-processes run the same per-second schedule; one is killed with SIGKILL; every
-tick has exactly one instance (counted by business key)."""
+``trexec worker`` processes run the same per-second schedule; one is killed
+with SIGKILL; every tick has exactly one instance (counted by business key)."""
 
 from __future__ import annotations
 
@@ -23,18 +23,25 @@ from trexec import durable
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 HERE = pathlib.Path(__file__).parent
+TREXEC = str(pathlib.Path(sys.executable).with_name("trexec"))
 
 
 def start(url: str, err: pathlib.Path) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
-    }
+    path = os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])
     with open(err, "wb") as stderr:
         return subprocess.Popen(
-            [sys.executable, str(HERE / "schedule_worker.py"), url],
-            env=env, stdout=subprocess.PIPE, stderr=stderr,
+            [TREXEC, "worker", "--store", url, "--import", "schedule_worker",
+             "--workers", "2", "--poll-interval", "0.2"],
+            env={**os.environ, "PYTHONPATH": path}, stdout=subprocess.DEVNULL, stderr=stderr,
         )  # fmt: skip
+
+
+async def started(proc: subprocess.Popen[bytes], err: pathlib.Path) -> None:
+    """Wait until the worker says its engine runs (its first stderr line)."""
+    with trio.fail_after(30):
+        while "worker on" not in err.read_text():
+            assert proc.poll() is None, err.read_text()
+            await trio.sleep(0.05)
 
 
 async def test_three_processes_fire_each_tick_once_despite_a_kill(tmp_path: pathlib.Path) -> None:
@@ -44,11 +51,10 @@ async def test_three_processes_fire_each_tick_once_despite_a_kill(tmp_path: path
     try:
         async with durable.open_store(PG_URL, schema=schema) as store:
             await store.migrate()
-            procs = [start(url, tmp_path / f"w{n}.err") for n in range(3)]
-            for proc in procs:  # each prints "ready" once its engine runs
-                assert proc.stdout is not None
-                line = await trio.to_thread.run_sync(proc.stdout.readline)
-                assert line.strip() == b"ready", (tmp_path / "w0.err").read_text()
+            errs = [tmp_path / f"w{n}.err" for n in range(3)]
+            procs = [start(url, err) for err in errs]
+            for proc, err in zip(procs, errs, strict=True):
+                await started(proc, err)
             await trio.sleep(3)
             procs[0].send_signal(signal.SIGKILL)
             await trio.sleep(3)
