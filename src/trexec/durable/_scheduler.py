@@ -109,20 +109,27 @@ class Scheduler:
         # A live instance already holds a tick's key (inserted by hand): fire tick
         # by tick so only that tick is skipped; the cursor still passes it.
         for tick in due:
-            key = tick_key(schedule.name, tick)
-            try:
-                fired = await self._store.fire_schedule(
-                    schedule.name, cursor, tick, self._items(schedule, key)
-                )
-            except DuplicateKey:
-                logger.warning("schedule %r: a live instance holds key %r; tick skipped",
-                               schedule.name, key)  # fmt: skip
-                fired = await self._store.fire_schedule(schedule.name, cursor, tick, [])
-            else:
-                self.fired += fired
+            fired = await self._fire_one(schedule, cursor, tick)
             if not fired:
                 return  # another engine moved the cursor
             cursor = tick
+
+    async def _fire_one(self, schedule: Schedule, cursor: float, tick: float) -> bool:
+        key = tick_key(schedule.name, tick)
+        items = self._items(schedule, key)
+        store = self._store
+        try:
+            fired = await retrying(
+                "fire_schedule", lambda: store.fire_schedule(schedule.name, cursor, tick, items)
+            )
+        except DuplicateKey:
+            logger.warning("schedule %r: a live instance holds key %r; tick skipped",
+                           schedule.name, key)  # fmt: skip
+            return await retrying(
+                "fire_schedule", lambda: store.fire_schedule(schedule.name, cursor, tick, [])
+            )
+        self.fired += fired
+        return fired
 
     def _warn_unrun(self) -> None:
         # spec §11.3: a schedule whose work this engine does not run is reported
