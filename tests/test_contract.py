@@ -21,7 +21,7 @@ INDEX = {
         durable workflows""",
     "trexec.durable": """Machine Context Signal Outcome Next Retry Await ScheduleChildren
         Child Done Stop open_store open_engine Engine Instance RateLimit DuplicateKey
-        NoTarget""",
+        NoTarget Schedule ScheduleInfo""",
     "trexec.workflows": """Workflow Step Backoff dispatch_run dispatch_steps
         DispatchMetadata RunDispatched""",
     "trexec.telemetry": "attach",

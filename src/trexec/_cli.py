@@ -1,7 +1,7 @@
 """The ``trexec`` command line (spec §7).
 
 Commands live beside what they drive: ``durable/_cli.py`` (migrate, worker,
-signal, cancel, prune), ``_cli_inspect.py`` (ls, show: they read workflow runs
+signal, cancel, prune), ``_cli_inspect.py`` (ls, show, schedules: they read workflow runs
 too) and ``_demo`` (demo); this module only assembles them.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from ._cli_inspect import ls, show
+from ._cli_inspect import ls, schedules, show
 from ._demo import demo
 from .dashboard._cli import dashboard
 from .durable._cli import register as _register_durable
@@ -34,6 +34,7 @@ cli.add_command(dashboard)
 _register_durable(cli)
 cli.add_command(ls)
 cli.add_command(show)
+cli.add_command(schedules)
 
 
 def main() -> None:

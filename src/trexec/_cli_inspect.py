@@ -1,4 +1,5 @@
-"""The read-only commands of the ``trexec`` CLI: ``ls`` and ``show`` (spec §5.13).
+"""The read-only commands of the ``trexec`` CLI: ``ls``, ``show`` (spec §5.13) and
+``schedules`` (spec §11.6).
 
 They sit above ``durable`` and ``workflows``: a workflow run is shown as its
 step table (spec §6.13). They never create a store: a SQLite URL whose file does
@@ -16,7 +17,7 @@ import click
 from .durable._cli import common_options, existing_store, run
 from .durable._records import STATUSES, InstanceRecord
 
-__all__ = ["ls", "show"]
+__all__ = ["ls", "schedules", "show"]
 
 _COUNT_CAP = 100_000  # rows past the page counted at most (then "more than N")
 
@@ -217,5 +218,37 @@ def show(store_url: str, debug: bool, target: str, as_key: bool, as_json: bool) 
         if children:
             console.print("children:")
             console.print(_table(children))
+
+    run(debug, main)
+
+
+def _when(value: Any) -> str:
+    return "" if value is None else value.strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+@click.command(name="schedules")
+@common_options
+def schedules(store_url: str, debug: bool) -> None:
+    """List the store's cron schedules.
+
+    One row per schedule: its cron expression and time zone, whether it is
+    paused, its next tick and when a tick last fired (UTC).
+    """
+    from rich.table import Table
+
+    from .durable._schedule_api import info
+
+    async def main() -> None:
+        async with existing_store(store_url) as store:
+            _, rows = await store.schedule_rows()
+        table = Table("name", "cron", "tz", "paused", "next fire", "last fired")
+        for row in map(info, rows):
+            table.add_row(
+                row.name, row.cron, row.tz, "yes" if row.paused else "no",
+                _when(row.next_fire_at), _when(row.last_fired_at),
+            )  # fmt: skip
+        _console().print(table)
+        if not rows:
+            click.echo("no schedules: open_engine(schedules=[...]) registers them")
 
     run(debug, main)

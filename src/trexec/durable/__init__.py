@@ -20,6 +20,7 @@ dialects, ``_records`` (what engine and store exchange), ``_cli`` (the CLI).
 from __future__ import annotations
 
 from .._public import fix_modules as _fix_modules
+from ._cron import Schedule as Schedule, ScheduleInfo as ScheduleInfo
 from ._engine import Engine as Engine, InsertSpec as InsertSpec, open_engine as open_engine
 from ._exceptions import (
     DuplicateKey as DuplicateKey,
@@ -54,7 +55,7 @@ __all__ = [
     "Machine", "Context", "Signal", "Instance",
     "Outcome", "Next", "Retry", "Await", "ScheduleChildren", "Child", "Done", "Stop",
     "open_store", "Store", "open_engine", "Engine", "InsertSpec", "RateLimit",
-    "Extension", "RunStarter",
+    "Extension", "RunStarter", "Schedule", "ScheduleInfo",
     "DurableError", "DuplicateKey", "NoTarget", "StoreError", "StoreRejected", "EngineCrashed",
 ]  # fmt: skip
 

@@ -24,6 +24,7 @@ import click
 import trio
 
 from .._exceptions import MissingExtra, TrexecError
+from ._cron import Schedule
 from ._exceptions import StoreError
 from ._machine import Machine
 from ._store import PRUNE_STATUSES, Store
@@ -139,8 +140,8 @@ def target_of(value: str, as_key: bool) -> int | str:
     return int(value) if value.isdigit() and not as_key else value
 
 
-def _machines_in(module_name: str) -> tuple[list[type[Machine]], list[Any]]:
-    """Machine subclasses (with a ``name``) and workflows defined in a module."""
+def _machines_in(module_name: str) -> tuple[list[type[Machine]], list[Any], list[Schedule]]:
+    """Machine subclasses (with a ``name``), workflows and schedules defined in a module."""
     if "" not in sys.path:
         sys.path.insert(0, "")
     try:
@@ -152,14 +153,16 @@ def _machines_in(module_name: str) -> tuple[list[type[Machine]], list[Any]]:
         raise
     except Exception as exc:  # the module itself fails: a SyntaxError, a NameError...
         raise ImportError(f"cannot import {module_name}: {type(exc).__name__}: {exc}") from exc
-    machines, workflows = [], []
+    machines, workflows, schedules = [], [], []
     workflow_type: Any = getattr(importlib.import_module("trexec.workflows"), "Workflow", None)
     for value in vars(module).values():
         if isinstance(value, type) and issubclass(value, Machine) and "name" in vars(value):
             machines.append(value)
         elif workflow_type is not None and isinstance(value, workflow_type):
             workflows.append(value)
-    return machines, workflows
+        elif isinstance(value, Schedule):
+            schedules.append(value)
+    return machines, workflows, schedules
 
 
 @click.command()
@@ -205,7 +208,8 @@ def worker(
     MODULE is a Python module path, importable from the current directory (as
     `python -c "import MODULE"` would), such as `myapp.jobs` for myapp/jobs.py.
     The worker runs every durable.Machine subclass with a `name` and every
-    workflows.Workflow defined at the top level of each --import MODULE:
+    workflows.Workflow defined at the top level of each --import MODULE, and
+    fires every durable.Schedule defined there:
 
     \b
         trexec worker --import myapp.jobs --store sqlite:///app.db
@@ -219,10 +223,12 @@ def worker(
     async def main() -> None:
         machines: list[type[Machine]] = []
         workflows: list[Any] = []
+        schedules: list[Schedule] = []
         for name in modules:
-            found, wfs = _machines_in(name)
+            found, wfs, timed = _machines_in(name)
             machines += found
             workflows += wfs
+            schedules += timed
         if not machines and not workflows:
             names = ", ".join(modules)
             raise ValueError(f"no durable.Machine subclass (with a name) or workflow in {names}")
@@ -233,6 +239,7 @@ def worker(
                     store,
                     machines,
                     workflows=workflows,
+                    schedules=schedules,
                     workers=workers,
                     lease=lease,
                     batch_size=batch_size,

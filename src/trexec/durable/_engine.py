@@ -10,11 +10,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from typing import Any
 
 from .. import _validate
+from ._cron import Schedule
 from ._engine_api import Engine as Engine
-from ._extension import Extension
+from ._extension import Extension, RunStarter
 from ._insert import InsertSpec as InsertSpec
 from ._machine import Machine, check_machine
 from ._ratelimit import RateLimit
+from ._scheduler import MAX_SLEEP, Scheduler, tick_items
 from ._serve import EngineConfig
 from ._store import Store
 
@@ -40,6 +42,36 @@ def _machines_of(extensions: Iterable[Extension]) -> list[type[Machine]]:
     return machines
 
 
+def _schedules(value: object) -> tuple[Schedule, ...]:
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        _validate.fail("schedules", value, "an iterable of durable.Schedule")
+    items = tuple(value)
+    names: set[str] = set()
+    for item in items:
+        if not isinstance(item, Schedule):
+            _validate.fail("schedules", item, "a durable.Schedule")
+        if item.name in names:  # spec §11.3: a name is one row of the schedules table
+            _validate.fail("schedules", item.name, "unique schedule names (this one repeats)")
+        names.add(item.name)
+        if item.workflow is not None and not isinstance(item.workflow, RunStarter):
+            _validate.fail(
+                f"Schedule({item.name!r}).workflow", item.workflow, "a workflows.Workflow"
+            )
+    return items
+
+
+def _scheduler(engine: Engine, schedules: tuple[Schedule, ...]) -> Scheduler:
+    for schedule in schedules:
+        # Build one tick's rows now: a state or input that cannot be stored is
+        # InvalidArgument from open_engine, not a failure at the first tick.
+        tick_items(engine, schedule, f"schedule:{schedule.name}:check")
+    make = lambda schedule, key: tick_items(engine, schedule, key)  # noqa: E731
+    # A test engine polls rarely (virtual time costs real CPU per wake-up): so may
+    # its scheduler, which still wakes exactly at each tick.
+    max_sleep = max(MAX_SLEEP, engine.config.poll_interval)
+    return Scheduler(engine, schedules, make, max_sleep=max_sleep)
+
+
 @contextlib.asynccontextmanager
 async def open_engine(
     store: Store,
@@ -47,6 +79,7 @@ async def open_engine(
     *,
     workflows: Iterable[Extension] = (),
     extensions: Iterable[Extension] = (),
+    schedules: Iterable[Schedule] = (),
     workers: int = 8,
     lease: float = 30.0,
     rate_limits: Mapping[str, RateLimit] | None = None,
@@ -84,6 +117,7 @@ async def open_engine(
     wfs = _extensions("workflows", workflows)
     others = _extensions("extensions", extensions)
     classes += _machines_of(wfs + others)
+    timed = _schedules(schedules)
     _validate.count("workers", workers)
     lease = _validate.seconds("lease", lease, allow_zero=False)
     if rate_limits is not None and not isinstance(rate_limits, Mapping):
@@ -116,6 +150,12 @@ async def open_engine(
     tasks: list[Callable[[], Awaitable[object]]] = []
     for extension in wfs + others:
         tasks += extension.engine_tasks(engine)
+    if timed:
+        engine._scheduler = _scheduler(engine, timed)
+        tasks.append(engine._scheduler.run)
     await store.migrate()
+    if engine._scheduler is not None:
+        # Registered before the block: engine.schedules() lists them at once.
+        await engine._scheduler.register()
     async with engine._running(tasks):
         yield engine

@@ -27,6 +27,8 @@ from ._ledger import Ledger
 from ._machine import Codec, Instance, Machine
 from ._ratelimit import RateLimit
 from ._records import STATUSES, TERMINAL, NewInstance
+from ._schedule_api import ScheduleControl
+from ._scheduler import Scheduler
 from ._serve import EngineConfig, serve
 from ._steps import Registry, StepRunner, to_instance
 from ._store import PRUNE_STATUSES, Store, prune_arguments
@@ -39,9 +41,11 @@ __all__ = ["Engine", "InsertSpec"]
 _RUNNING: weakref.WeakSet[Engine] = weakref.WeakSet()
 
 
-class Engine:
+class Engine(ScheduleControl):
     """Inserts, signals, inspects and runs durable instances; made by
-    :func:`open_engine`, usable only inside its block.
+    :func:`open_engine`, usable only inside its block. Its schedule methods
+    (``pause_schedule``, ``resume_schedule``, ``schedules``) are in
+    ``_schedule_api.py``.
 
     ``store``, ``bus`` and ``workflows`` are what ``open_engine`` was given.
     """
@@ -73,6 +77,7 @@ class Engine:
         )
         self._ledger = Ledger(config.workers + config.batch_size)
         self._open = True
+        self._scheduler: Scheduler | None = None
 
     # --- public API -------------------------------------------------------------
 

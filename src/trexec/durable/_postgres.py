@@ -403,6 +403,17 @@ class PostgresStore(SqlStore):
     async def _read(self, fn: Callable[[Conn], T]) -> T:
         return await self._run(fn, read=True)
 
+    async def _write(self, fn: Callable[[Conn], T]) -> T:
+        return await self._run(fn, retry="always")
+
+    def _now_in(self, c: Conn) -> float:
+        return float(c.execute(sql.CLOCK).fetchone()[0])  # type: ignore[index]
+
+    def _insert_in(self, c: Conn, items: Sequence[NewInstance], now: float) -> list[int]:
+        ids = ops.insert_rows(c, items)
+        self._notify(c)  # spec §8.5.1: idle workers everywhere claim the tick's instances
+        return ids
+
 
 def open_postgres_store(url: str, **options: Any) -> Any:
     """``durable.open_store("postgresql://...", **options)``: see :class:`PostgresStore`."""

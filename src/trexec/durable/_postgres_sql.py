@@ -98,6 +98,19 @@ MIGRATIONS: dict[int, list[str]] = {
         """CREATE INDEX IF NOT EXISTS trexec_instances_machine_status
             ON trexec_instances (machine, status, id)""",
     ],
+    4: [],  # taken by priorities and concurrency keys (issue #17 part 1)
+    # spec §11.4: one row per schedule name; `cursor` is the last tick fired.
+    5: [
+        """CREATE TABLE IF NOT EXISTS trexec_schedules (
+            name text PRIMARY KEY,
+            cron text NOT NULL,
+            tz text NOT NULL,
+            paused integer NOT NULL DEFAULT 0,
+            cursor float8 NOT NULL,
+            last_fired_at float8,
+            updated_at float8 NOT NULL
+        )""",
+    ],
 }
 
 # Migrations from several processes at once queue on this lock (spec §8.2.3).
@@ -406,3 +419,28 @@ GET_BY_KEY = (
 INBOX = f"SELECT {SIGNAL_COLUMNS} FROM trexec_signals WHERE instance_id = %s ORDER BY id"
 CHILDREN = f"SELECT {INSTANCE_COLUMNS} FROM trexec_instances WHERE parent_id = %s ORDER BY id"
 LIST = f"SELECT {INSTANCE_COLUMNS} FROM trexec_instances"  # filters: _store_rules.list_query
+
+# --- schedules (spec §11.4): the statements of _schedule_store ------------------
+# cursor / last_fired_at are epoch seconds (float8) of the database clock: a
+# tick is a whole second, so the compare-and-set on cursor is exact.
+_SCHEDULE_COLUMNS = "name, cron, tz, paused, cursor, last_fired_at"
+SCHEDULE_ADD = (
+    "INSERT INTO trexec_schedules (name, cron, tz, paused, cursor, last_fired_at, updated_at)"
+    " VALUES (%s, %s, %s, 0, %s, NULL, %s) ON CONFLICT (name) DO NOTHING"
+)
+SCHEDULE_RETIME = (
+    "UPDATE trexec_schedules SET cron = %s, tz = %s, updated_at = %s"
+    " WHERE name = %s AND (cron <> %s OR tz <> %s)"
+)
+SCHEDULE_ROWS = f"SELECT {_SCHEDULE_COLUMNS} FROM trexec_schedules ORDER BY name"
+# The compare-and-set: only the engine that read `cursor` = %s moves it (a
+# concurrent one waits on the row lock, then sees the new cursor and matches nothing).
+SCHEDULE_ADVANCE = (
+    "UPDATE trexec_schedules SET cursor = %s, last_fired_at = %s, updated_at = %s"
+    " WHERE name = %s AND cursor = %s AND paused = 0 RETURNING name"
+)
+SCHEDULE_PAUSE = (
+    "UPDATE trexec_schedules SET cursor = CASE WHEN paused = 1 AND %s = 0 AND cursor < %s"
+    " THEN %s ELSE cursor END, paused = %s, updated_at = %s WHERE name = %s"
+    f" RETURNING {_SCHEDULE_COLUMNS}"
+)

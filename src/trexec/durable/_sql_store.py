@@ -9,8 +9,9 @@ from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any, ClassVar, TypeVar
 
-from . import _store_rules as rules
-from ._records import InstanceRecord, SignalRecord
+from . import _schedule_store as sched, _store_rules as rules
+from ._records import InstanceRecord, NewInstance, SignalRecord
+from ._schedule_store import ScheduleRow
 from ._store import Store
 
 T = TypeVar("T")
@@ -34,6 +35,51 @@ class SqlStore(Store):
     @abc.abstractmethod
     async def _read(self, fn: Callable[[Any], T]) -> T:
         """``fn(connection)`` in a read (interruptible) call."""
+
+    @abc.abstractmethod
+    async def _write(self, fn: Callable[[Any], T]) -> T:
+        """``fn(connection)`` in ONE write transaction; safe to retry (``fn`` is
+        fenced or idempotent)."""
+
+    @abc.abstractmethod
+    def _now_in(self, c: Any) -> float:
+        """The store's "now" (seconds), inside a call on connection ``c``."""
+
+    @abc.abstractmethod
+    def _insert_in(self, c: Any, items: Sequence[NewInstance], now: float) -> list[int]:
+        """:meth:`insert`'s rows, inside the caller's write transaction."""
+
+    # --- schedules (spec §11.4): the rules in _schedule_store, the SQL in _sql ----
+
+    async def register_schedules(self, schedules: Sequence[tuple[str, str, str]]) -> None:
+        ordered = sorted(schedules)  # one lock order for every engine registering at once
+
+        def op(c: Any) -> None:
+            sched.register(c, self._sql, ordered, self._now_in(c))
+
+        await self._write(op)
+
+    async def schedule_rows(self) -> tuple[float, tuple[ScheduleRow, ...]]:
+        def op(c: Any) -> tuple[float, tuple[ScheduleRow, ...]]:
+            return self._now_in(c), sched.rows(c, self._sql)
+
+        return await self._read(op)
+
+    async def fire_schedule(
+        self, name: str, cursor: float, new_cursor: float, items: Sequence[NewInstance]
+    ) -> bool:
+        def op(c: Any) -> bool:
+            now = self._now_in(c)
+            insert = lambda: self._insert_in(c, items, now) if items else None  # noqa: E731
+            return sched.fire(c, self._sql, name, cursor, new_cursor, now, insert)
+
+        return await self._write(op)
+
+    async def set_schedule_paused(self, name: str, paused: bool) -> ScheduleRow:
+        def op(c: Any) -> ScheduleRow:
+            return sched.set_paused(c, self._sql, name, paused, self._now_in(c))
+
+        return await self._write(op)
 
     async def get(self, target: int | str) -> InstanceRecord | None:
         query = self._sql.GET_BY_ID if isinstance(target, int) else self._sql.GET_BY_KEY

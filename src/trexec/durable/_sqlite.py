@@ -349,6 +349,21 @@ class SqliteStore(SqlStore):
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         return await self._run(fn, read=True)
 
+    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        def op(c: sqlite3.Connection) -> T:
+            with ops.write(c):
+                return fn(c)
+
+        return await self._run(op)
+
+    def _now_in(self, c: sqlite3.Connection) -> float:
+        return self._clock()
+
+    def _insert_in(
+        self, c: sqlite3.Connection, items: Sequence[NewInstance], now: float
+    ) -> list[int]:
+        return ops.insert_rows(c, items, now)
+
 
 @asynccontextmanager
 async def open_sqlite_store(

@@ -71,6 +71,19 @@ MIGRATIONS: dict[int, list[str]] = {
         "CREATE INDEX IF NOT EXISTS instances_machine ON instances (machine, id)",
         "CREATE INDEX IF NOT EXISTS instances_machine_status ON instances (machine, status, id)",
     ],
+    3: [],  # taken by priorities and concurrency keys (issue #17 part 1)
+    # spec §11.4: one row per schedule name; `cursor` is the last tick fired.
+    4: [
+        """CREATE TABLE IF NOT EXISTS schedules (
+            name TEXT PRIMARY KEY,
+            cron TEXT NOT NULL,
+            tz TEXT NOT NULL,
+            paused INTEGER NOT NULL DEFAULT 0,
+            cursor REAL NOT NULL,
+            last_fired_at REAL,
+            updated_at REAL NOT NULL
+        )""",
+    ],
 }
 
 INSTANCE_COLUMNS = (
@@ -249,3 +262,25 @@ INBOX = (
     "SELECT id, name, payload, dedup_key, created_at FROM signals WHERE instance_id = ? ORDER BY id"
 )
 LIST = f"SELECT {INSTANCE_COLUMNS} FROM instances"  # filters: _store_rules.list_query
+
+# --- schedules (spec §11.4): the statements of _schedule_store ------------------
+_SCHEDULE_COLUMNS = "name, cron, tz, paused, cursor, last_fired_at"
+SCHEDULE_ADD = (
+    "INSERT INTO schedules (name, cron, tz, paused, cursor, last_fired_at, updated_at)"
+    " VALUES (?, ?, ?, 0, ?, NULL, ?) ON CONFLICT (name) DO NOTHING"
+)
+SCHEDULE_RETIME = (
+    "UPDATE schedules SET cron = ?, tz = ?, updated_at = ?"
+    " WHERE name = ? AND (cron <> ? OR tz <> ?)"
+)
+SCHEDULE_ROWS = f"SELECT {_SCHEDULE_COLUMNS} FROM schedules ORDER BY name"
+# The compare-and-set: only the engine that read `cursor` = ? moves it.
+SCHEDULE_ADVANCE = (
+    "UPDATE schedules SET cursor = ?, last_fired_at = ?, updated_at = ?"
+    " WHERE name = ? AND cursor = ? AND paused = 0 RETURNING name"
+)
+SCHEDULE_PAUSE = (
+    "UPDATE schedules SET cursor = CASE WHEN paused = 1 AND ? = 0 AND cursor < ? THEN ?"
+    " ELSE cursor END, paused = ?, updated_at = ? WHERE name = ?"
+    f" RETURNING {_SCHEDULE_COLUMNS}"
+)

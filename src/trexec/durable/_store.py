@@ -35,6 +35,7 @@ import abc
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from .. import _validate
+from ._exceptions import StoreError
 from ._records import (
     TERMINAL,
     Claim,
@@ -49,6 +50,7 @@ from ._records import (
     Release,
     SignalRecord,
 )
+from ._schedule_store import ScheduleRow
 
 __all__ = ["Store"]
 
@@ -281,6 +283,36 @@ class Store(abc.ABC):
         pagination). Every combination is an index range scan that stops after
         ``limit`` rows, however large the table (spec §12.3)."""
 
+    # --- schedules (spec §11.4) ------------------------------------------------------
+    # Not abstract: a store that keeps no schedules still runs engines without them.
+
+    async def register_schedules(self, schedules: Sequence[tuple[str, str, str]]) -> None:
+        """Add each ``(name, cron, tz)`` not yet known, its cursor at the store's
+        "now"; give a known one a changed cron or tz, keeping its cursor (spec
+        §11.3). One transaction."""
+        raise _no_schedules(self)
+
+    async def schedule_rows(self) -> tuple[float, tuple[ScheduleRow, ...]]:
+        """The store's "now" and every schedule, by name."""
+        raise _no_schedules(self)
+
+    async def fire_schedule(
+        self, name: str, cursor: float, new_cursor: float, items: Sequence[NewInstance]
+    ) -> bool:
+        """In ONE transaction: move schedule ``name``'s cursor from ``cursor`` to
+        ``new_cursor`` (compare-and-set) and insert ``items``; return True. If the
+        cursor is no longer ``cursor`` or the schedule is paused, change nothing
+        and return False: of engines racing for a tick, one inserts it (spec
+        §11.4). Raises :class:`DuplicateKey` as :meth:`insert` does (then nothing
+        changed)."""
+        raise _no_schedules(self)
+
+    async def set_schedule_paused(self, name: str, paused: bool) -> ScheduleRow:
+        """Pause or resume schedule ``name`` for every engine; return its row.
+        Resuming moves an older cursor to "now" (spec §11.6). Raises
+        :class:`NoTarget` for an unknown name."""
+        raise _no_schedules(self)
+
     def subscribe(self, callback: Callable[[], object]) -> Callable[[], None]:
         """Call ``callback()`` (synchronously, in Trio) whenever the store learns
         that work may have become runnable through another process (PostgreSQL:
@@ -294,6 +326,10 @@ class Store(abc.ABC):
     async def close(self) -> None:
         """Release the connection/thread; idempotent. Later calls raise
         :class:`StoreError`."""
+
+
+def _no_schedules(store: Store) -> StoreError:
+    return StoreError(f"{store.url}: this store keeps no schedules")
 
 
 def prune_arguments(

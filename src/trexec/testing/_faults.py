@@ -25,6 +25,7 @@ from ..durable._records import (
     Release,
     SignalRecord,
 )
+from ..durable._schedule_store import ScheduleRow
 from ..durable._store import PRUNE_STATUSES
 
 _CRASH, _LOSE = "crash_after_step", "lose_lease"
@@ -238,6 +239,20 @@ class FaultyStore(Store):
             before_id=before_id,
             newest_first=newest_first,
         )
+
+    async def register_schedules(self, schedules: Sequence[tuple[str, str, str]]) -> None:
+        await self.inner.register_schedules(schedules)
+
+    async def schedule_rows(self) -> tuple[float, tuple[ScheduleRow, ...]]:
+        return await self.inner.schedule_rows()
+
+    async def fire_schedule(
+        self, name: str, cursor: float, new_cursor: float, items: Sequence[NewInstance]
+    ) -> bool:
+        return await self.inner.fire_schedule(name, cursor, new_cursor, items)
+
+    async def set_schedule_paused(self, name: str, paused: bool) -> ScheduleRow:
+        return await self.inner.set_schedule_paused(name, paused)
 
     def subscribe(self, callback: Callable[[], object]) -> Callable[[], None]:
         return self.inner.subscribe(callback)

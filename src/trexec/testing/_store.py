@@ -55,7 +55,7 @@ def _notifying(name: str) -> Any:
 
 # The writes that can make work runnable or finish an instance.
 for _name in ("insert", "complete", "complete_and_claim", "release", "reap_expired",
-              "deliver_signal", "cancel"):  # fmt: skip
+              "deliver_signal", "cancel", "fire_schedule"):  # fmt: skip
     setattr(TestStore, _name, _notifying(_name))
 del _name
 
