@@ -13,7 +13,7 @@ from ..durable._cli import DEFAULT_STORE, run
 __all__ = ["dashboard"]
 
 
-@click.command()
+@click.command(short_help="Serve a web dashboard of the store (read only by default).")
 @click.option("--store", "store_url", envvar="TREXEC_STORE", default=DEFAULT_STORE,
               show_default=True,
               help="Store URL (env TREXEC_STORE): sqlite:///path or postgresql://...")  # fmt: skip

@@ -48,7 +48,10 @@ def _run_key(key: object) -> str | None:
     # spec §6.2.3: step instances are keyed "<run key>/<step>", so a business key
     # with "/" could take another run's step key.
     if key is not None and (
-        not isinstance(key, str) or not key.strip() or "/" in key or not _validate.storable_text(key)
+        not isinstance(key, str)
+        or not key.strip()
+        or "/" in key
+        or not _validate.storable_text(key)
     ):
         _validate.fail("key", key, "None or a non-empty str without '/' (e.g. 'order-0001')")
     return key
