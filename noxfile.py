@@ -6,7 +6,7 @@ import pathlib
 
 import nox
 
-nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.sessions = ["tests", "slow", "lint", "typecheck"]
 nox.options.reuse_existing_virtualenvs = True
 
 ROOT = pathlib.Path(__file__).parent
@@ -14,10 +14,21 @@ ROOT = pathlib.Path(__file__).parent
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Run the test suite (needs PostgreSQL at 127.0.0.1:5432, see README)."""
+    """Run the test suite but the ``slow`` tests (needs PostgreSQL at
+    127.0.0.1:5432, see README): durable code in virtual time, every store,
+    the dashboard in Chromium. ``nox -s slow`` runs the rest."""
     session.install("-e", ".[test]")
     # pytest exits 5 when no test ran; nox treats every non-zero exit as a failure.
-    session.run("pytest", *session.posargs)
+    session.run("pytest", "-m", "not slow", *session.posargs)
+
+
+@nox.session
+def slow(session: nox.Session) -> None:
+    """The ``slow`` tests: real worker processes killed with SIGKILL, a
+    PostgreSQL server restart mid-run, the demo's subprocesses, a fresh venv
+    without extras. CI runs them after ``nox -s tests``."""
+    session.install("-e", ".[test]")
+    session.run("pytest", "-m", "slow", *session.posargs)
 
 
 @nox.session
