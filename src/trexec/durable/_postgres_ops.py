@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 import psycopg.errors
 
-from . import _postgres_sql as sql, _store_rules as rules
+from . import _postgres_keys as keys, _postgres_sql as sql, _store_rules as rules
 from ._exceptions import DuplicateKey
 from ._records import (
     AwaitCommit,
@@ -75,6 +75,9 @@ def insert_rows(c: Conn, items: Sequence[NewInstance]) -> list[int]:
                 [i.key for i in items],
                 [i.parent_id for i in items],
                 [float(i.scheduled_in) for i in items],
+                [i.priority for i in items],
+                [i.concurrency_key for i in items],
+                [i.concurrency_limit for i in items],
             ),
         ).fetchall()
     except psycopg.errors.UniqueViolation as exc:
@@ -102,11 +105,23 @@ def claim_op(
         if not rate_limits:
             # spec §8.7.1: one statement; SKIP LOCKED lets workers claim side by side.
             rows = c.execute(sql.CLAIM, params).fetchall()
-            # RETURNING has no order: restore the claim's (run_at, id) order.
-            rows.sort(key=lambda row: (row[-1], row[0]))
-            claimed = [row[:-1] for row in rows]
+            keyed = [(r[1], r[15], r[16]) for r in rows if not r[0]]
+            if keyed:  # spec §11.2: rows with a concurrency key, locked, not yet claimed
+                chosen = keys.admit(c, keyed)
+                if chosen:
+                    rows += [
+                        (True, *row, *order[row[0]], None, None)
+                        for order in [{r[1]: (r[13], r[14]) for r in rows}]
+                        for row in c.execute(sql.CLAIM_ROWS, {**params, "ids": chosen})
+                    ]
+            # RETURNING has no order: restore the claim's (priority DESC, run_at, id) order.
+            rows = [row for row in rows if row[0]]
+            rows.sort(key=lambda row: (-row[13], row[14], row[1]))
+            claimed = [row[1:13] for row in rows]
         else:
             candidates = c.execute(sql.CLAIM_CANDIDATES, params).fetchall()
+            admitted = set(keys.admit(c, [(r[0], r[3], r[4]) for r in candidates]))
+            candidates = [r[:3] for r in candidates if r[0] in admitted]
             chosen, throttled = apply_rate_limits(c, candidates, rate_limits)
             claimed = []
             if chosen:
@@ -212,7 +227,7 @@ class CompleteBatch:
 
     def lock(self, commits: Sequence[Commit]) -> None:
         ids = sorted({commit.lease.id for commit in commits})
-        for id_, status, token, parent_id in self.c.execute(sql.FENCE, (ids,)):
+        for id_, status, token, parent_id in self.c.execute(sql.FENCE, {"ids": ids}):
             self.rows[id_] = (status, token, parent_id)
 
     def add(self, commit: Commit) -> CommitStatus:

@@ -98,6 +98,55 @@ MIGRATIONS: dict[int, list[str]] = {
         """CREATE INDEX IF NOT EXISTS trexec_instances_machine_status
             ON trexec_instances (machine, status, id)""",
     ],
+    # spec §11: priorities and concurrency keys (as SQLite migration 3). A row a
+    # claim found blocked by its key (every slot held) gets key_blocked and leaves
+    # the claim and next_due indexes; the trigger hands a freed slot to the next
+    # blocked rows of the key when a row of the key leaves `running` (or is
+    # cancelled), under the key's advisory lock (the claim's serialization point,
+    # spec §11.2.3), and NOTIFYs idle workers (no lost wake-up).
+    4: [
+        """ALTER TABLE trexec_instances
+            ADD COLUMN IF NOT EXISTS priority integer NOT NULL DEFAULT 0,
+            ADD COLUMN IF NOT EXISTS concurrency_key text,
+            ADD COLUMN IF NOT EXISTS concurrency_limit integer NOT NULL DEFAULT 1,
+            ADD COLUMN IF NOT EXISTS key_blocked boolean NOT NULL DEFAULT false""",
+        """CREATE INDEX IF NOT EXISTS trexec_instances_claim
+            ON trexec_instances (machine, version, priority DESC, run_at, id)
+            WHERE status IN ('scheduled', 'awaiting') AND NOT key_blocked""",
+        """CREATE INDEX IF NOT EXISTS trexec_instances_due
+            ON trexec_instances (machine, version, run_at)
+            WHERE status IN ('scheduled', 'awaiting') AND NOT key_blocked""",
+        "DROP INDEX IF EXISTS trexec_instances_runnable_by_machine",
+        """CREATE INDEX IF NOT EXISTS trexec_instances_slots
+            ON trexec_instances (concurrency_key)
+            WHERE status = 'running' AND concurrency_key IS NOT NULL""",
+        """CREATE INDEX IF NOT EXISTS trexec_instances_blocked
+            ON trexec_instances (concurrency_key, priority DESC, run_at, id)
+            WHERE key_blocked AND status IN ('scheduled', 'awaiting')""",
+        """CREATE OR REPLACE FUNCTION trexec_slot_freed() RETURNS trigger
+            LANGUAGE plpgsql AS $$
+            BEGIN
+                PERFORM pg_advisory_xact_lock(
+                    hashtextextended('trexec.key.' || OLD.concurrency_key, 0));
+                UPDATE trexec_instances SET key_blocked = false WHERE id IN (
+                    SELECT id FROM trexec_instances
+                    WHERE concurrency_key = OLD.concurrency_key AND key_blocked
+                    AND status IN ('scheduled', 'awaiting')
+                    ORDER BY priority DESC, run_at, id LIMIT OLD.concurrency_limit
+                    FOR UPDATE SKIP LOCKED);
+                IF FOUND THEN
+                    PERFORM pg_notify(left('trexec_' || current_schema(), 63), '');
+                END IF;
+                RETURN NULL;
+            END
+        $$""",
+        "DROP TRIGGER IF EXISTS trexec_instances_slot_freed ON trexec_instances",
+        """CREATE TRIGGER trexec_instances_slot_freed
+            AFTER UPDATE OF status ON trexec_instances FOR EACH ROW
+            WHEN (OLD.concurrency_key IS NOT NULL AND NEW.status <> 'running'
+                AND (OLD.status = 'running' OR NEW.status = 'cancelled'))
+            EXECUTE FUNCTION trexec_slot_freed()""",
+    ],
 }
 
 # Migrations from several processes at once queue on this lock (spec §8.2.3).
@@ -118,7 +167,7 @@ def epoch(column: str) -> str:
 INSTANCE_COLUMNS = (
     "id, machine, version, step, status, state, result, error, attempt, key, parent_id,"
     f" awaits, pending_children, {epoch('run_at')}, {epoch('created_at')},"
-    f" {epoch('updated_at')}"
+    f" {epoch('updated_at')}, priority, concurrency_key"
 )
 SIGNAL_COLUMNS = f"id, name, payload, dedup_key, {epoch('created_at')}"
 
@@ -129,12 +178,13 @@ NOTIFY = "SELECT pg_notify(%s, '')"
 # --- insert (spec §5.3) -------------------------------------------------------
 INSERT = (
     "INSERT INTO trexec_instances (machine, version, step, status, state, key, parent_id,"
-    " run_at, created_at, updated_at)"
+    " run_at, created_at, updated_at, priority, concurrency_key, concurrency_limit)"
     f" SELECT machine, version, step, 'scheduled', state, key, parent_id,"
-    f" {NOW} + make_interval(secs => delay), {NOW}, {NOW}"
+    f" {NOW} + make_interval(secs => delay), {NOW}, {NOW}, priority, ckey, climit"
     " FROM unnest(%s::text[], %s::int[], %s::text[], %s::text[], %s::text[], %s::bigint[],"
-    " %s::float8[]) WITH ORDINALITY"
-    " AS i(machine, version, step, state, key, parent_id, delay, n) ORDER BY n"
+    " %s::float8[], %s::int[], %s::text[], %s::int[]) WITH ORDINALITY"
+    " AS i(machine, version, step, state, key, parent_id, delay, priority, ckey, climit, n)"
+    " ORDER BY n"
     " RETURNING id"
 )
 LOCK_PARENTS = "SELECT id FROM trexec_instances WHERE id = ANY(%s) ORDER BY id FOR UPDATE"
@@ -145,10 +195,10 @@ PARENT_ADD_CHILDREN = (
     " FROM unnest(%s::bigint[], %s::int[]) AS c(id, n) WHERE p.id = c.id"
 )
 
-# --- claim (spec §5.5) --------------------------------------------------------
-# spec §8.7.1: one ordered scan of trexec_instances_runnable_by_machine per machine
-# this worker runs (LATERAL), merged by (run_at, id). Each scan locks at most
-# `limit` rows; the rows the merge leaves out are unlocked at commit.
+# --- claim (spec §5.5, §11) --------------------------------------------------
+# spec §8.7.1, §11.1: one ordered scan of trexec_instances_claim per machine this
+# worker runs (LATERAL), merged by (priority DESC, run_at, id). Each scan locks at
+# most `limit` rows; the rows the merge leaves out are unlocked at commit.
 _MACHINES = "unnest(%(machines)s::text[], %(versions)s::int[]) AS m(machine, version)"
 
 
@@ -156,9 +206,9 @@ def _runnable(columns: str) -> str:
     return (
         f"SELECT r.* FROM {_MACHINES}, LATERAL (SELECT {columns} FROM trexec_instances"
         " WHERE machine = m.machine AND version = m.version"
-        f" AND status IN ('scheduled', 'awaiting') AND run_at <= {NOW}"
-        " ORDER BY run_at, id LIMIT %(limit)s FOR UPDATE SKIP LOCKED) r"
-        " ORDER BY r.run_at, r.id LIMIT %(limit)s"
+        f" AND status IN ('scheduled', 'awaiting') AND NOT key_blocked AND run_at <= {NOW}"
+        " ORDER BY priority DESC, run_at, id LIMIT %(limit)s FOR UPDATE SKIP LOCKED) r"
+        " ORDER BY r.priority DESC, r.run_at, r.id LIMIT %(limit)s"
     )
 
 
@@ -179,16 +229,36 @@ _CLAIMED = ", ".join("i." + c for c in _CLAIMED_COLUMNS.split(", ")) + (
     f" {epoch('s.created_at')}) ORDER BY s.id) FROM trexec_signals s"
     " WHERE s.instance_id = i.id)"
 )
+# spec §11.2: a candidate with a concurrency key is not claimed here: it comes
+# back (locked, `claimed` false) for keys.admit, which claims it with CLAIM_ROWS.
 CLAIM = (
-    f"UPDATE trexec_instances i SET {_CLAIM_SET}"
-    f" FROM ({_runnable('id, run_at')}) c"
-    f" WHERE i.id = c.id RETURNING {_CLAIMED}, c.run_at"
+    f"WITH c AS ({_runnable('id, priority, run_at, concurrency_key, concurrency_limit')}),"
+    f" u AS (UPDATE trexec_instances i SET {_CLAIM_SET} FROM c"
+    " WHERE i.id = c.id AND c.concurrency_key IS NULL"
+    f" RETURNING {_CLAIMED}, c.priority, c.run_at)"
+    " SELECT true, u.*, NULL, NULL FROM u UNION ALL"
+    " SELECT false, c.id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,"
+    " c.priority, c.run_at, c.concurrency_key, c.concurrency_limit"
+    " FROM c WHERE c.concurrency_key IS NOT NULL"
 )
 # spec §8.7.2: with rate limits, lock candidates, then buckets in key order, then claim.
+_CANDIDATE_COLUMNS = "id, priority, run_at, rate_limit, weight, concurrency_key, concurrency_limit"
 CLAIM_CANDIDATES = (
-    f"SELECT c.id, c.rate_limit, c.weight FROM ({_runnable('id, run_at, rate_limit, weight')}) c"
-    " ORDER BY c.run_at, c.id"
+    "SELECT c.id, c.rate_limit, c.weight, c.concurrency_key, c.concurrency_limit FROM"
+    f" ({_runnable(_CANDIDATE_COLUMNS)}) c ORDER BY c.priority DESC, c.run_at, c.id"
 )
+# spec §11.2.3: the key's serialization point. Claims only try (a claim never
+# waits, so never deadlocks); completions wait, in key order.
+_KEY_LOCK = "hashtextextended('trexec.key.' || k, 0)"
+KEYS_TRY_LOCK = (
+    f"SELECT k, pg_try_advisory_xact_lock({_KEY_LOCK}) FROM unnest(%s::text[]) AS k ORDER BY k"
+)
+KEYS_RUNNING = (  # a statement after the lock: its snapshot sees every earlier claim
+    "SELECT k, (SELECT count(*) FROM trexec_instances WHERE concurrency_key = k"
+    " AND status = 'running') FROM unnest(%s::text[]) AS k"
+)
+KEYS_BLOCK = "UPDATE trexec_instances SET key_blocked = true WHERE id = ANY(%s)"
+
 CLAIM_ROWS = (
     f"UPDATE trexec_instances i SET {_CLAIM_SET} WHERE i.id = ANY(%(ids)s) RETURNING {_CLAIMED}"
 )
@@ -228,7 +298,7 @@ NEXT_DUE = (  # the earliest run_at of each machine: one index probe each
     f" ELSE greatest(0, {epoch('min(r.run_at) - ' + NOW)}) END"
     " FROM unnest(%s::text[], %s::int[]) AS m(machine, version),"
     " LATERAL (SELECT run_at FROM trexec_instances WHERE machine = m.machine"
-    " AND version = m.version AND status IN ('scheduled', 'awaiting')"
+    " AND version = m.version AND status IN ('scheduled', 'awaiting') AND NOT key_blocked"
     " AND run_at IS NOT NULL ORDER BY run_at LIMIT 1) r"
 )
 
@@ -260,10 +330,16 @@ REAP_EXPIRED = (
 )
 
 # --- complete (spec §5.4) -----------------------------------------------------
-# spec §8.8.1: lock every row the batch names, in id order (no deadlock between batches).
+# spec §8.8.1: lock every row the batch names, in id order (no deadlock between
+# batches), after the advisory locks of their concurrency keys in key order,
+# before any slot-freed trigger takes them row by row (spec §11.2.3): two
+# completions never deadlock on them, and it costs no extra round trip.
 FENCE = (
-    "SELECT id, status, token, parent_id FROM trexec_instances"
-    " WHERE id = ANY(%s) ORDER BY id FOR UPDATE"
+    f"WITH k AS (SELECT pg_advisory_xact_lock({_KEY_LOCK}) FROM (SELECT DISTINCT"
+    " concurrency_key AS k FROM trexec_instances WHERE id = ANY(%(ids)s)"
+    " AND concurrency_key IS NOT NULL ORDER BY 1) s)"
+    " SELECT id, status, token, parent_id FROM trexec_instances"
+    " WHERE id = ANY(%(ids)s) AND (SELECT count(*) FROM k) >= 0 ORDER BY id FOR UPDATE"
 )
 # The trailing "i.id = ANY(ids)" lets the planner probe the primary key instead of
 # hash-joining the whole table (it cannot size an unnest() parameter).
