@@ -97,8 +97,10 @@ def candidates(
     for _ in range(8):  # each round blocks a row or ends: bounded, never a spin
         rows: list[Any] = []
         (priority,) = c.execute(sql.RUNNABLE_TOP_PRIORITY).fetchone()
-        while priority is not None and len(rows) < limit:
+        while priority is not None:
             rows += c.execute(query, (priority, now, *params, limit - len(rows)))
+            if len(rows) >= limit:
+                break
             (priority,) = c.execute(sql.RUNNABLE_PRIORITY_BELOW, (priority,)).fetchone()
         blocked = []
         for id_, status, rate_limit, weight, key, key_limit in rows:
