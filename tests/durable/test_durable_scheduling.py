@@ -239,3 +239,56 @@ async def test_a_bad_concurrency_limit_is_refused_naming_it(store, bad):
     async with durable.open_engine(store, [Tracked], workers=0) as engine:
         with pytest.raises(trexec.InvalidArgument, match="concurrency_limit"):
             await engine.insert(Bad, {})
+
+
+# --- schema ---------------------------------------------------------------------------
+
+
+def test_a_version_2_sqlite_file_is_upgraded_keeping_its_runnable_rows(tmp_path):
+    """spec §11.1.3: migration 3 adds the columns and swaps the runnable index."""
+    import sqlite3
+
+    from trexec.durable import _sqlite_sql
+
+    path = tmp_path / "v2.db"
+    with sqlite3.connect(path) as c:
+        for version in (1, 2):
+            for statement in _sqlite_sql.MIGRATIONS[version]:
+                c.execute(statement)
+        c.execute(_sqlite_sql.SCHEMA_VERSION_SET, ("2",))
+        c.execute(
+            "INSERT INTO instances (machine, version, step, status, state, run_at, created_at,"
+            " updated_at) VALUES ('m', 1, 'start', 'scheduled', '{}', 0, 0, 0)"
+        )
+
+    async def upgrade() -> list[int]:
+        async with durable.open_store(f"sqlite:///{path}") as store:
+            assert await store.migrate() == max(_sqlite_sql.MIGRATIONS)
+            [old] = await store.list()
+            assert (old.priority, old.concurrency_key) == (0, None)
+            return await claimed(store)
+
+    assert trio.run(upgrade) == [1]
+
+
+def test_sqlite_claim_statements_are_index_searches_without_a_sort(tmp_path):
+    """spec §11.1.3 (1M-row plans of both stores: bench/scheduling_plans.py)."""
+    import sqlite3
+
+    from trexec.durable import _sqlite_sql as sql
+
+    with sqlite3.connect(tmp_path / "plans.db") as c:
+        for version in sorted(sql.MIGRATIONS):
+            for statement in sql.MIGRATIONS[version]:
+                c.execute(statement)
+        machines = "VALUES (?, ?)"
+        for query, params in [
+            (sql.RUNNABLE_TOP_PRIORITY, []),
+            (sql.RUNNABLE_PRIORITY_BELOW, [5]),
+            (sql.CLAIM_CANDIDATES.format(machines), [5, 0.0, "m", 1, 64]),
+            (sql.KEY_RUNNING, ["k"]),
+            (sql.NEXT_DUE.format(machines), ["m", 1]),
+        ]:
+            plan = " | ".join(row[3] for row in c.execute(f"EXPLAIN QUERY PLAN {query}", params))
+            assert "TEMP B-TREE" not in plan and "SCAN instances" not in plan, plan
+            assert "USING INDEX" in plan or "USING COVERING INDEX" in plan, plan
