@@ -380,13 +380,13 @@ class Engine:
             _validate.fail("wf", wf, "a workflows.Workflow")
         check_priority("priority", priority)
         check_concurrency_key("concurrency_key", concurrency_key)
-        specs = wf.run_specs(
-            input,
-            schedule_in=schedule_in,
-            key=key,
-            priority=priority,
-            concurrency_key=concurrency_key,
-        )
+        # Passed only when set: a RunStarter written before spec §11 still starts runs.
+        extra: dict[str, Any] = {}
+        if priority:
+            extra["priority"] = priority
+        if concurrency_key is not None:
+            extra["concurrency_key"] = concurrency_key
+        specs = wf.run_specs(input, schedule_in=schedule_in, key=key, **extra)
         ids = await self.insert_many(specs)
         return ids[0]
 
