@@ -34,12 +34,15 @@ def _console() -> Any:
 def _table(records: list[InstanceRecord]) -> Any:
     from rich.table import Table
 
-    table = Table("id", "machine", "step", "status", "attempt", "key", "parent")
+    # spec §11: priority ("prio") and concurrency key ("ckey") of each instance.
+    table = Table("id", "machine", "step", "status", "attempt", "key", "parent", "prio", "ckey")
     # spec §5.13.5: a key (and a machine) is shown whole, so it can be typed back.
     table.columns[1].no_wrap = True
     table.columns[1].min_width = max((len(f"{r.machine}@{r.version}") for r in records), default=7)
     table.columns[5].no_wrap = True
     table.columns[5].min_width = max((len(r.key or "") for r in records), default=3)
+    table.columns[8].no_wrap = True
+    table.columns[8].min_width = max((len(r.concurrency_key or "") for r in records), default=4)
     for r in records:
         table.add_row(
             str(r.id),
@@ -49,6 +52,8 @@ def _table(records: list[InstanceRecord]) -> Any:
             str(r.attempt),
             r.key or "",
             "" if r.parent_id is None else str(r.parent_id),
+            str(r.priority),
+            r.concurrency_key or "",
         )
     return table
 

@@ -25,6 +25,7 @@ from trexec import durable
 
 _conn: psycopg.Connection[Any] | None = None
 _running: set[int] = set()
+_slots: set[str] = set()
 
 
 def _log(line: str) -> None:
@@ -33,7 +34,7 @@ def _log(line: str) -> None:
         f.write(line + "\n")
 
 
-async def _query(sql: str, id_: int) -> bool:
+async def _query(sql: str, id_: object) -> bool:
     """One advisory-lock query; reconnects across a server restart."""
     global _conn
     for _ in range(100):
@@ -123,3 +124,52 @@ class Chaos(durable.Machine):
                     return durable.Stop(f"expected one go signal, got {ctx.awaited}")
                 return durable.Done({"log": trail.log})
             return durable.Stop(f"unknown step {step}")
+
+
+async def _slot(key: str, limit: int) -> int | None:
+    """The first of ``limit`` session advisory locks of ``key`` this process
+    could take (the server frees it if the process is killed), or None."""
+    for slot in range(limit):
+        name = f"{key}/{slot}"
+        # Session locks nest within one session: this process's own slots are in _slots.
+        if name not in _slots and await _query(
+            "SELECT pg_try_advisory_lock(hashtextextended(%s, 9))", name
+        ):
+            _slots.add(name)
+            return slot
+    return None
+
+
+class Keyed(durable.Machine):
+    """One slow step under a concurrency key (spec §11.2). It holds one of the
+    key's ``concurrency_limit`` advisory-lock slots while it runs: finding none
+    free means more instances of the key run at once than the limit allows
+    (logged ``over``). Each run records the key's peak concurrency in the table
+    ``TREXEC_TEST_PEAKS`` names."""
+
+    name = "pg_keyed"
+    concurrency_limit = 2
+
+    async def step(self, step: str, ctx: durable.Context) -> durable.Outcome:
+        key = ctx.state["key"]
+        slot = await _slot(key, self.concurrency_limit)
+        _log(f"{'over' if slot is None else 'run'} {ctx.id} {key} {ctx.attempt} {os.getpid()}")
+        if slot is not None:
+            await _peak(key, slot + 1)
+        try:
+            await trio.sleep(ctx.state["seconds"])
+            _log(f"end {ctx.id} {key} {ctx.attempt} {os.getpid()}")
+        finally:
+            if slot is not None:
+                _slots.discard(f"{key}/{slot}")
+                await _query("SELECT pg_advisory_unlock(hashtextextended(%s, 9))", f"{key}/{slot}")
+        return durable.Done(os.getpid())
+
+
+async def _peak(key: str, running: int) -> None:
+    table = os.environ["TREXEC_TEST_PEAKS"]
+    await _query(
+        f"INSERT INTO {table} (key, peak) VALUES (%s, {running}) ON CONFLICT (key)"
+        f" DO UPDATE SET peak = greatest({table}.peak, excluded.peak) RETURNING true",
+        key,
+    )

@@ -106,6 +106,7 @@ def test_daylight_saving_follows_croniter_rules() -> None:
         ({"name": ""}, "name=''"),
         ({"machine": None}, "machine=None"),
         ({"priority": 1.5}, "priority=1.5"),
+        ({"priority": -1}, "priority=-1"),
     ],
 )
 def test_bad_schedules_raise_naming_the_value(kwargs: dict[str, object], named: str) -> None:

@@ -181,3 +181,19 @@ async def test_a_worker_killed_mid_step_is_recovered_after_its_lease_expires(
     assert json.loads(marker.read_text()) == process.pid
     # Attempt 2 ran from the last committed state: the killed attempt left nothing.
     assert instance.result == {"attempt": 2, "n": 1, "step": "start"}
+
+
+async def seed_scheduled(url):
+    async with durable.open_store(url) as store, durable.open_engine(store, workers=0) as e:
+        await e.insert(CountTo3, Counter(1), priority=7, concurrency_key="tenant-42")
+
+
+def test_ls_shows_priority_and_concurrency_key(url):
+    """spec §11, §5.13: `trexec ls` has "prio" and "ckey" columns."""
+    assert run_cli(url, "migrate")[0] == 0
+    trio.run(seed_scheduled, url)
+    code, out = run_cli(url, "ls")
+    header = next(line for line in out.splitlines() if "machine" in line)
+    assert code == 0 and "prio" in header and "ckey" in header
+    row = next(line for line in out.splitlines() if "tenant-42" in line)
+    assert " 7 " in row

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 import psycopg
 import pytest
 import trio
-from postgres_machines import Chaos, Steps3, Trail
+from postgres_machines import Chaos, Keyed, Steps3, Trail
 from stores import PG_URL, drop_schema
 
 from trexec import durable
@@ -45,6 +45,7 @@ class Workers:
             "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
             "TREXEC_TEST_LOG": str(log),
             "TREXEC_TEST_CHECK_URL": PG_URL,
+            "TREXEC_TEST_PEAKS": f"peaks_{uuid.uuid4().hex[:10]}",
         }
         self.procs: list[subprocess.Popen[bytes]] = []
         self.started = 0
@@ -144,6 +145,71 @@ async def test_worker_processes_run_every_step_exactly_once(schema: str, tmp_pat
     assert overlaps == []
     assert set(runs.values()) == {1} and len(runs) == 3 * n  # no step ran twice
     assert len(pids) > 1  # the work was shared
+
+
+async def _mid_step(workers: Workers, log: pathlib.Path) -> subprocess.Popen[bytes]:
+    """A live worker that is running a step now (a ``run`` line without its ``end``)."""
+    with trio.fail_after(30):
+        while True:
+            open_runs: set[tuple[str, str]] = set()
+            for line in log.read_text().splitlines():
+                kind, id_, _key, attempt, pid = line.split()
+                (open_runs.add if kind == "run" else open_runs.discard)((f"{id_}/{attempt}", pid))
+            busy = {int(pid) for _, pid in open_runs}
+            for proc in workers.live():
+                if proc.pid in busy:
+                    return proc
+            await trio.sleep(0.01)
+
+
+async def test_a_concurrency_limit_holds_across_processes_and_a_kill(
+    schema: str, tmp_path: pathlib.Path
+):
+    """spec §11.2: 4 worker processes, 8 keys, limit 2: never more than 2
+    instances of a key run at once (each holds one of its key's 2 advisory-lock
+    slots); a worker SIGKILLed mid-step frees its slots once the reaper
+    reclaims its leases, and everything finishes."""
+    n, keys = 96, 8
+    with workers_on(schema, tmp_path, "--batch-size", "4", "--lease", "2") as workers:
+        peaks = workers.env["TREXEC_TEST_PEAKS"]
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            conn.execute(f"CREATE TABLE {peaks} (key text PRIMARY KEY, peak int NOT NULL)")
+        try:
+            async with (
+                durable.open_store(PG_URL, schema=schema) as store,
+                durable.open_engine(store, workers=0) as engine,
+            ):
+                specs = [
+                    durable.InsertSpec(
+                        Keyed, {"key": f"k{i % keys}", "seconds": 0.2},
+                        concurrency_key=f"k{i % keys}",
+                    )
+                    for i in range(n)
+                ]  # fmt: skip
+                await engine.insert_many(specs)
+                for _ in range(4):
+                    workers.start()
+                log = tmp_path / "steps.log"
+                with trio.fail_after(30):
+                    while not log.exists() or len(log.read_text().splitlines()) < 24:
+                        await trio.sleep(0.05)
+                victim = await _mid_step(workers, log)
+                victim.kill()  # SIGKILL mid-step: its slots come back through the reaper
+                await wait_until_done(engine, n, timeout=90)
+                instances = await all_instances(engine)
+            with psycopg.connect(PG_URL, autocommit=True) as conn:
+                found = dict(conn.execute(f"SELECT key, peak FROM {peaks}").fetchall())
+        finally:
+            with psycopg.connect(PG_URL, autocommit=True) as conn:
+                conn.execute(f"DROP TABLE IF EXISTS {peaks}")
+    lines = log.read_text().splitlines()
+    assert [line for line in lines if line.startswith("over")] == []
+    assert found and max(found.values()) == 2 and len(found) == keys
+    assert all(i.status == "done" for i in instances) and len(instances) == n
+    killed = {int(line.split()[1]) for line in lines if line.endswith(f" {victim.pid}")}
+    reclaimed = [i for i in instances if i.id in killed and i.attempt > 1]
+    assert all(line.split()[0] in ("run", "end") for line in lines)
+    assert reclaimed  # the victim held slots when it died; the reaper returned them
 
 
 async def test_chaos_killed_and_paused_workers_lose_nothing(schema: str, tmp_path: pathlib.Path):

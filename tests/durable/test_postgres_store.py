@@ -86,7 +86,7 @@ def _indexes(schema: str) -> set[str]:
 
 
 async def test_a_version_1_schema_is_upgraded_in_place_keeping_its_rows() -> None:
-    """spec §8.7.1: migration 2 swaps the runnable index for the per-machine one."""
+    """spec §8.7.1, §11.1: migrations 2 and 4 swap the runnable index for the claim index."""
     from trexec.durable import _postgres_sql as sql
 
     schema = f"test_{uuid.uuid4().hex[:12]}"
@@ -97,13 +97,20 @@ async def test_a_version_1_schema_is_upgraded_in_place_keeping_its_rows() -> Non
             for statement in sql.MIGRATIONS[1]:
                 conn.execute(statement)
             conn.execute(sql.SCHEMA_VERSION_SET, ("1",))
+            # a row written by version 1
+            (id_,) = conn.execute(
+                "INSERT INTO trexec_instances (machine, version, step, status, state,"
+                " run_at, created_at, updated_at) VALUES ('m', 1, 'start', 'scheduled', '{}',"
+                " now(), now(), now()) RETURNING id"
+            ).fetchone()  # type: ignore[misc]
         assert "trexec_instances_runnable" in _indexes(schema)
         async with PostgresStore.open(URL, schema=schema, listen=False) as store:
-            [id_] = await store.insert([item()])  # a row written by version 1
             assert await store.migrate() == max(_pg_sql.MIGRATIONS)
             found = _indexes(schema)
-            assert "trexec_instances_runnable_by_machine" in found
+            # spec §11.1: migration 4 replaced migration 2's per-machine index
+            assert "trexec_instances_claim" in found
             assert "trexec_instances_runnable" not in found
+            assert "trexec_instances_runnable_by_machine" not in found
             claim = await store.claim(M, 10, 30.0, {})
             assert [job.id for job in claim.jobs] == [id_]
     finally:

@@ -105,6 +105,8 @@ def summary(record: InstanceRecord) -> dict[str, Any]:
         "attempt": record.attempt,
         "key": record.key,
         "parent_id": record.parent_id,
+        "priority": record.priority,  # spec §11
+        "concurrency_key": record.concurrency_key,
         "awaits": list(record.awaits),
         "pending_children": record.pending_children,
         "run_at": record.run_at,

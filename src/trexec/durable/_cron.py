@@ -19,6 +19,7 @@ from typing import Any, Literal
 import attrs
 
 from .. import _validate
+from ._insert import check_priority
 from ._machine import Machine, check_machine
 
 __all__ = [
@@ -117,8 +118,7 @@ class Schedule:
             )
         if self.machine is not None:
             check_machine("machine", self.machine)
-        if isinstance(self.priority, bool) or not isinstance(self.priority, int):
-            _validate.fail("priority", self.priority, "an int")
+        check_priority("priority", self.priority)
 
     @property
     def target(self) -> str:

@@ -22,7 +22,14 @@ from .. import _validate
 from .._action_class import structure_problems
 from ._exceptions import DurableError, NoTarget
 from ._extension import RunStarter
-from ._insert import InsertSpec, check_key, check_target, schedule_in_of
+from ._insert import (
+    InsertSpec,
+    check_concurrency_key,
+    check_key,
+    check_priority,
+    check_target,
+    schedule_in_of,
+)
 from ._ledger import Ledger
 from ._machine import Codec, Instance, Machine
 from ._ratelimit import RateLimit
@@ -136,6 +143,9 @@ class Engine(ScheduleControl):
             scheduled_in=float(spec.schedule_in),
             key=spec.key,
             parent_id=spec.parent_id,
+            priority=spec.priority,
+            concurrency_key=spec.concurrency_key,
+            concurrency_limit=spec.machine.concurrency_limit,
         )
 
     async def insert(
@@ -146,10 +156,17 @@ class Engine(ScheduleControl):
         step: str = "start",
         schedule_in: float = 0,
         key: str | None = None,
+        priority: int = 0,
+        concurrency_key: str | None = None,
         scheduled_in: float | None = None,
     ) -> int:
         """Store a new instance, runnable at ``step`` in ``schedule_in`` seconds;
         return its id. Durable once this returns.
+
+        ``priority`` (an int from 0 to 1000): runnable instances are claimed
+        higher first, then earliest ``run_at``, then lowest id (spec §11.1).
+        ``concurrency_key``: at most ``machine.concurrency_limit`` instances
+        sharing it run at once, across every worker and process (spec §11.2).
 
         ``state`` is a ``machine.State`` object, or a dict cattrs structures into
         one (as action params are). ``scheduled_in`` is the deprecated name of
@@ -160,7 +177,17 @@ class Engine(ScheduleControl):
         """
         delay = schedule_in_of(schedule_in, scheduled_in)
         (id_,) = await self.insert_many(
-            [InsertSpec(machine, state, step=step, schedule_in=delay, key=key)]
+            [
+                InsertSpec(
+                    machine,
+                    state,
+                    step=step,
+                    schedule_in=delay,
+                    key=key,
+                    priority=priority,
+                    concurrency_key=concurrency_key,
+                )
+            ]
         )
         return id_
 
@@ -342,17 +369,30 @@ class Engine(ScheduleControl):
         *,
         schedule_in: float | None = None,
         key: str | None = None,
+        priority: int = 0,
+        concurrency_key: str | None = None,
     ) -> int:
         """Start a run of workflow ``wf`` with ``input``; return the run's id
         (spec §6.2). ``key`` is the run's business key, unique among live
         instances as ``insert``'s (:class:`DuplicateKey` on a clash; nothing is
         started). ``wf`` says which instances start it
         (:class:`~._extension.RunStarter`), inserted in one transaction: the
-        durable core knows nothing of workflows (spec §5.5.10)."""
+        durable core knows nothing of workflows (spec §5.5.10). ``priority``
+        and ``concurrency_key`` are the run instance's (spec §11); its step
+        instances inherit the priority."""
         self._check_open()
         if not isinstance(wf, RunStarter):
             _validate.fail("wf", wf, "a workflows.Workflow")
-        ids = await self.insert_many(wf.run_specs(input, schedule_in=schedule_in, key=key))
+        check_priority("priority", priority)
+        check_concurrency_key("concurrency_key", concurrency_key)
+        # Passed only when set: a RunStarter written before spec §11 still starts runs.
+        extra: dict[str, Any] = {}
+        if priority:
+            extra["priority"] = priority
+        if concurrency_key is not None:
+            extra["concurrency_key"] = concurrency_key
+        specs = wf.run_specs(input, schedule_in=schedule_in, key=key, **extra)
+        ids = await self.insert_many(specs)
         return ids[0]
 
     def runs_machine(self, machine: str, version: int) -> bool:

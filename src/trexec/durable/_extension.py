@@ -42,5 +42,11 @@ class RunStarter(Protocol):
     the run's id is the first one's (spec §5.5.10)."""
 
     def run_specs(
-        self, input: Any, *, schedule_in: float | None = None, key: str | None = None
+        self,
+        input: Any,
+        *,
+        schedule_in: float | None = None,
+        key: str | None = None,
+        priority: int = 0,
+        concurrency_key: str | None = None,
     ) -> Sequence[InsertSpec]: ...

@@ -12,7 +12,36 @@ from .. import _validate
 from ._machine import Machine, check_machine
 from ._steps import MAX_DELAY
 
-__all__ = ["InsertSpec", "check_key", "check_target", "schedule_in_of"]
+__all__ = [
+    "MAX_PRIORITY",
+    "InsertSpec",
+    "check_concurrency_key",
+    "check_key",
+    "check_priority",
+    "check_target",
+    "schedule_in_of",
+]
+
+#: The highest ``priority`` (spec §11.1): priorities are ints from 0 (the
+#: default, the lowest) to this; a bounded range keeps the claim's scan over
+#: distinct priorities short.
+MAX_PRIORITY = 1000
+
+
+def check_priority(name: str, value: object) -> int:
+    """An int in ``0..MAX_PRIORITY`` (spec §11.1); bool, float and str are refused."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_PRIORITY:
+        _validate.fail(name, value, f"an int from 0 to {MAX_PRIORITY} (higher runs first)")
+    return value
+
+
+def check_concurrency_key(name: str, value: object) -> str | None:
+    """None or a non-empty str without NUL characters of at most 512 characters (§11.2)."""
+    if value is not None and (
+        not isinstance(value, str) or not value or "\x00" in value or len(value) > 512
+    ):
+        _validate.fail(name, value, "None or a non-empty str (no NUL, at most 512 characters)")
+    return value
 
 
 def check_key(name: str, value: object) -> str | None:
@@ -62,7 +91,9 @@ class InsertSpec:
     """One instance for :meth:`Engine.insert_many`: ``machine`` (a Machine class),
     its ``state`` (a ``State`` object, or a dict cattrs structures into one),
     first ``step``, delay ``schedule_in`` (seconds), business ``key`` and
-    ``parent_id`` (makes it a child of that instance, spec §5.7).
+    ``parent_id`` (makes it a child of that instance, spec §5.7), ``priority``
+    (0..1000, higher claimed first, spec §11.1) and ``concurrency_key`` (at most
+    ``machine.concurrency_limit`` instances sharing it run at once, spec §11.2).
 
     ``scheduled_in`` is the deprecated name of ``schedule_in``."""
 
@@ -72,6 +103,8 @@ class InsertSpec:
     schedule_in: float = 0.0
     key: str | None = None
     parent_id: int | None = None
+    priority: int = 0
+    concurrency_key: str | None = None
 
     def __init__(
         self,
@@ -82,10 +115,12 @@ class InsertSpec:
         key: str | None = None,
         parent_id: int | None = None,
         *,
+        priority: int = 0,
+        concurrency_key: str | None = None,
         scheduled_in: float | None = None,
     ) -> None:
         delay = schedule_in_of(schedule_in, scheduled_in)
-        self.__attrs_init__(machine, state, step, delay, key, parent_id)
+        self.__attrs_init__(machine, state, step, delay, key, parent_id, priority, concurrency_key)
 
     def __attrs_post_init__(self) -> None:
         check_machine("machine", self.machine)
@@ -96,6 +131,8 @@ class InsertSpec:
         check_key("key", self.key)
         if self.parent_id is not None:
             _validate.count("parent_id", self.parent_id, minimum=1)
+        check_priority("priority", self.priority)
+        check_concurrency_key("concurrency_key", self.concurrency_key)
 
     @property
     def scheduled_in(self) -> float:

@@ -39,6 +39,9 @@ class Machine:
     name: ClassVar[str]
     version: ClassVar[int] = 1
     State: ClassVar[type[Any] | None] = None
+    #: How many instances sharing a ``concurrency_key`` may run at once, across
+    #: every worker and process (spec §11.2; an int >= 1).
+    concurrency_limit: ClassVar[int] = 1
 
     async def step(self, step: str, ctx: Context) -> Outcome:
         """Run ``step`` of the instance described by ``ctx``; return an Outcome.
@@ -70,6 +73,9 @@ def check_machine(name: str, value: object) -> type[Machine]:
     state_cls = value.State
     if state_cls is not None and not attrs.has(state_cls):
         _validate.fail(f"{value.__name__}.State", state_cls, "an attrs class or None")
+    limit = value.concurrency_limit
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        _validate.fail(f"{value.__name__}.concurrency_limit", limit, "an int >= 1")
     return value
 
 
@@ -102,6 +108,10 @@ class Instance:
     parent_id: int | None = None
     created_at: float = 0.0
     updated_at: float = 0.0
+    #: Claim order among runnable instances, higher first (spec §11.1).
+    priority: int = 0
+    #: At most the machine's ``concurrency_limit`` instances sharing it run at once (§11.2).
+    concurrency_key: str | None = None
 
 
 @attrs.frozen

@@ -102,17 +102,23 @@ class Await(Outcome):
 @attrs.frozen
 class Child:
     """A child instance for :class:`ScheduleChildren`: ``machine`` (a Machine
-    class), its initial ``state``, first ``step`` and optional business ``key``."""
+    class), its initial ``state``, first ``step``, optional business ``key``,
+    ``priority`` (0..1000, higher claimed first) and ``concurrency_key`` (spec §11)."""
 
     machine: type[Machine]
     state: Any
     step: str = attrs.field(default="start", validator=_step_name("step"))
     key: str | None = attrs.field(default=None, kw_only=True)
+    priority: int = attrs.field(default=0, kw_only=True)
+    concurrency_key: str | None = attrs.field(default=None, kw_only=True)
 
     def __attrs_post_init__(self) -> None:
+        from ._insert import check_concurrency_key, check_priority
         from ._machine import check_machine
 
         check_machine("machine", self.machine)
+        check_priority("priority", self.priority)
+        check_concurrency_key("concurrency_key", self.concurrency_key)
         if self.key is not None and (not isinstance(self.key, str) or not self.key):
             _validate.fail("key", self.key, "None or a non-empty str")
 

@@ -32,7 +32,12 @@ import psycopg.errors
 import trio
 
 from .. import _validate
-from . import _postgres_ops as ops, _postgres_sql as sql, _store_rules as rules
+from . import (
+    _postgres_claim as claims,
+    _postgres_ops as ops,
+    _postgres_sql as sql,
+    _store_rules as rules,
+)
 from ._exceptions import StoreError, StoreRejected
 from ._postgres_conn import Database, Retry, parse_schema, redact
 from ._postgres_listen import Listener
@@ -279,7 +284,7 @@ class PostgresStore(SqlStore):
     ) -> Claim:
         if not machines or limit <= 0:
             return Claim(())
-        return await self._run(ops.claim_op(machines, limit, lease, rate_limits))
+        return await self._run(claims.claim_op(machines, limit, lease, rate_limits))
 
     async def next_due(self, machines: Sequence[tuple[str, int]]) -> float | None:
         if not machines:
@@ -364,7 +369,7 @@ class PostgresStore(SqlStore):
                 ops.complete, commits=commits, notify=self._notify, unclaimed=True
             )
             return (await self._run(only, retry="always") if commits else []), Claim(())
-        claim = ops.claim_op(machines, limit, lease, rate_limits)
+        claim = claims.claim_op(machines, limit, lease, rate_limits)
 
         def op(c: Conn) -> tuple[list[CommitStatus], Claim]:
             statuses = ops.complete(c, commits, self._notify) if commits else []

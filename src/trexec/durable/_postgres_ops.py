@@ -7,7 +7,7 @@ errors; the SQL itself lives in ``_postgres_sql.py``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import psycopg
@@ -18,24 +18,19 @@ from ._exceptions import DuplicateKey
 from ._records import (
     AwaitCommit,
     ChildrenCommit,
-    Claim,
     Commit,
     CommitStatus,
     Delivery,
     DoneCommit,
-    InstanceRecord,
     NewInstance,
     NextCommit,
-    RateLimitPolicy,
     RetryCommit,
     StopCommit,
-    Throttled,
 )
 from ._store import PRUNE_BATCH, prune_selection
 
 __all__ = [
     "CompleteBatch",
-    "claim_op",
     "cancel",
     "complete",
     "deliver_signal",
@@ -75,94 +70,15 @@ def insert_rows(c: Conn, items: Sequence[NewInstance]) -> list[int]:
                 [i.key for i in items],
                 [i.parent_id for i in items],
                 [float(i.scheduled_in) for i in items],
+                [i.priority for i in items],
+                [i.concurrency_key for i in items],
+                [i.concurrency_limit for i in items],
             ),
         ).fetchall()
     except psycopg.errors.UniqueViolation as exc:
         key = duplicate_key(exc, items)
         raise rules.key_taken(key) from exc
     return sorted(row[0] for row in rows)
-
-
-def claim_op(
-    machines: Sequence[tuple[str, int]],
-    limit: int,
-    lease: float,
-    rate_limits: Mapping[str, RateLimitPolicy],
-) -> Callable[[Conn], Claim]:
-    """The transaction body of ``Store.claim`` (spec §5.5, §8.7)."""
-    params: dict[str, Any] = {
-        "machines": [m for m, _ in machines],
-        "versions": [v for _, v in machines],
-        "limit": limit,
-        "lease": float(lease),
-    }
-
-    def op(c: Conn) -> Claim:
-        throttled: list[Throttled] = []
-        if not rate_limits:
-            # spec §8.7.1: one statement; SKIP LOCKED lets workers claim side by side.
-            rows = c.execute(sql.CLAIM, params).fetchall()
-            # RETURNING has no order: restore the claim's (run_at, id) order.
-            rows.sort(key=lambda row: (row[-1], row[0]))
-            claimed = [row[:-1] for row in rows]
-        else:
-            candidates = c.execute(sql.CLAIM_CANDIDATES, params).fetchall()
-            chosen, throttled = apply_rate_limits(c, candidates, rate_limits)
-            claimed = []
-            if chosen:
-                by_id = {
-                    row[0]: row for row in c.execute(sql.CLAIM_ROWS, {**params, "ids": chosen})
-                }
-                claimed = [by_id[i] for i in chosen]
-        if not claimed:
-            return Claim((), tuple(throttled))
-        children: dict[int, list[InstanceRecord]] = {}
-        parents = [row[0] for row in claimed if row[10]]
-        if parents:
-            for row in c.execute(sql.CLAIM_CHILDREN, (parents,)):
-                child = record(row)
-                assert child.parent_id is not None
-                children.setdefault(child.parent_id, []).append(child)
-        jobs = tuple(
-            rules.job(row, row[9], [signal(s) for s in row[11] or ()], children.get(row[0], ()))
-            for row in claimed
-        )
-        return Claim(jobs, tuple(throttled))
-
-    return op
-
-
-def apply_rate_limits(
-    c: Conn,
-    candidates: Sequence[tuple[int, str | None, int]],
-    rate_limits: Mapping[str, RateLimitPolicy],
-) -> tuple[list[int], list[Throttled]]:
-    """Take tokens from each candidate's bucket, oldest first; return the ids to
-    claim and the throttled rows, postponed to when their bucket refills."""
-
-    now = c.execute(sql.CLOCK).fetchone()[0]  # type: ignore[index]
-    buckets = rules.Buckets(rate_limits, now)
-    keys = sorted({k for _, k, _ in candidates if k is not None and buckets.policy(k)})
-    if not keys:
-        return [id_ for id_, _, _ in candidates], []
-    bursts = [buckets.policy(k).burst for k in keys]  # type: ignore[union-attr]
-    c.execute(sql.BUCKETS_ENSURE, (keys, bursts))
-    for key, tokens, updated in c.execute(sql.BUCKETS_LOCK, (keys,)):
-        buckets.level(key, tokens, updated)
-    chosen: list[int] = []
-    throttled: list[Throttled] = []
-    for id_, key, weight in candidates:
-        wait = None if key is None or key not in buckets.changed else buckets.take(key, weight)
-        if wait is not None:
-            assert key is not None
-            throttled.append(Throttled(id_, key, wait))
-            continue
-        chosen.append(id_)
-    changed = buckets.changed
-    c.execute(sql.BUCKETS_SET, (list(changed), list(changed.values()), [now] * len(changed)))
-    if throttled:
-        c.execute(sql.THROTTLE_ROWS, ([t.id for t in throttled], [t.wait for t in throttled]))
-    return chosen, throttled
 
 
 def complete(
@@ -212,7 +128,7 @@ class CompleteBatch:
 
     def lock(self, commits: Sequence[Commit]) -> None:
         ids = sorted({commit.lease.id for commit in commits})
-        for id_, status, token, parent_id in self.c.execute(sql.FENCE, (ids,)):
+        for id_, status, token, parent_id in self.c.execute(sql.FENCE, {"ids": ids}):
             self.rows[id_] = (status, token, parent_id)
 
     def add(self, commit: Commit) -> CommitStatus:

@@ -9,109 +9,11 @@ is the only source of "now"; rows are read back as epoch seconds (float).
 
 from __future__ import annotations
 
+from ._postgres_schema import MIGRATIONS as MIGRATIONS
+
 #: The database clock (spec §8.6.1). ``trexec_now()`` is ``now()`` (the transaction's
 #: start time) plus an offset that only tests set (``trexec.clock_offset``).
 NOW = "trexec_now()"
-
-MIGRATIONS: dict[int, list[str]] = {
-    1: [
-        """CREATE TABLE IF NOT EXISTS trexec_meta (
-            key text PRIMARY KEY,
-            value text NOT NULL
-        )""",
-        """CREATE OR REPLACE FUNCTION trexec_now() RETURNS timestamptz
-            LANGUAGE sql STABLE AS $$
-            SELECT now() + make_interval(secs => coalesce(
-                nullif(current_setting('trexec.clock_offset', true), '')::float8, 0))
-        $$""",
-        """CREATE TABLE trexec_instances (
-            id bigserial PRIMARY KEY,
-            machine text NOT NULL,
-            version integer NOT NULL,
-            step text NOT NULL,
-            status text NOT NULL,
-            state text NOT NULL,
-            result text,
-            error text,
-            attempt integer NOT NULL DEFAULT 1,
-            key text,
-            parent_id bigint,
-            run_at timestamptz,
-            awaits text[] NOT NULL DEFAULT '{}',
-            pending_children integer NOT NULL DEFAULT 0,
-            child_count integer NOT NULL DEFAULT 0,
-            token bigint NOT NULL DEFAULT 0,
-            lease_expires_at timestamptz,
-            rate_limit text,
-            weight integer NOT NULL DEFAULT 1,
-            created_at timestamptz NOT NULL,
-            updated_at timestamptz NOT NULL
-        )""",
-        """CREATE INDEX trexec_instances_runnable ON trexec_instances (run_at, id)
-            WHERE status IN ('scheduled', 'awaiting')""",
-        """CREATE INDEX trexec_instances_leases ON trexec_instances (lease_expires_at)
-            WHERE status = 'running'""",
-        """CREATE UNIQUE INDEX trexec_instances_live_key ON trexec_instances (key)
-            WHERE key IS NOT NULL AND status NOT IN ('done', 'stopped', 'cancelled')""",
-        """CREATE INDEX trexec_instances_key ON trexec_instances (key, id)
-            WHERE key IS NOT NULL""",
-        """CREATE INDEX trexec_instances_parent ON trexec_instances (parent_id, id)
-            WHERE parent_id IS NOT NULL""",
-        "CREATE INDEX trexec_instances_status ON trexec_instances (status, id)",
-        """CREATE TABLE trexec_signals (
-            id bigserial PRIMARY KEY,
-            instance_id bigint NOT NULL,
-            name text NOT NULL,
-            payload text NOT NULL,
-            dedup_key text,
-            created_at timestamptz NOT NULL
-        )""",
-        "CREATE INDEX trexec_signals_instance ON trexec_signals (instance_id, id)",
-        """CREATE TABLE trexec_signal_dedup (
-            instance_id bigint NOT NULL,
-            dedup_key text NOT NULL,
-            signal_id bigint NOT NULL,
-            PRIMARY KEY (instance_id, dedup_key)
-        )""",
-        """CREATE TABLE trexec_rate_buckets (
-            key text PRIMARY KEY,
-            tokens float8 NOT NULL,
-            updated_at timestamptz NOT NULL
-        )""",
-    ],
-    # spec §8.7.1: runnable rows by machine, in claim order. With an equality on
-    # (machine, version) the claim is an ordered index scan that stops after
-    # `limit` rows, whatever the planner's statistics say; the (run_at, id) index
-    # let a stale estimate pick a bitmap scan and a sort of every runnable row.
-    2: [
-        """CREATE INDEX IF NOT EXISTS trexec_instances_runnable_by_machine
-            ON trexec_instances (machine, version, run_at, id)
-            WHERE status IN ('scheduled', 'awaiting')""",
-        "DROP INDEX IF EXISTS trexec_instances_runnable",
-    ],
-    # spec §12.3: the dashboard's filters, newest first, at any table size: with
-    # these (and _status, _key) every filter combination of Store.list is one
-    # index range scan in id order that stops after `limit`.
-    3: [
-        """CREATE INDEX IF NOT EXISTS trexec_instances_machine
-            ON trexec_instances (machine, id)""",
-        """CREATE INDEX IF NOT EXISTS trexec_instances_machine_status
-            ON trexec_instances (machine, status, id)""",
-    ],
-    4: [],  # taken by priorities and concurrency keys (issue #17 part 1)
-    # spec §11.4: one row per schedule name; `cursor` is the last tick fired.
-    5: [
-        """CREATE TABLE IF NOT EXISTS trexec_schedules (
-            name text PRIMARY KEY,
-            cron text NOT NULL,
-            tz text NOT NULL,
-            paused integer NOT NULL DEFAULT 0,
-            cursor float8 NOT NULL,
-            last_fired_at float8,
-            updated_at float8 NOT NULL
-        )""",
-    ],
-}
 
 # Migrations from several processes at once queue on this lock (spec §8.2.3).
 MIGRATE_LOCK = "SELECT pg_advisory_xact_lock(hashtext('trexec.migrate.' || %s))"
@@ -131,7 +33,7 @@ def epoch(column: str) -> str:
 INSTANCE_COLUMNS = (
     "id, machine, version, step, status, state, result, error, attempt, key, parent_id,"
     f" awaits, pending_children, {epoch('run_at')}, {epoch('created_at')},"
-    f" {epoch('updated_at')}"
+    f" {epoch('updated_at')}, priority, concurrency_key"
 )
 SIGNAL_COLUMNS = f"id, name, payload, dedup_key, {epoch('created_at')}"
 
@@ -142,12 +44,13 @@ NOTIFY = "SELECT pg_notify(%s, '')"
 # --- insert (spec §5.3) -------------------------------------------------------
 INSERT = (
     "INSERT INTO trexec_instances (machine, version, step, status, state, key, parent_id,"
-    " run_at, created_at, updated_at)"
+    " run_at, created_at, updated_at, priority, concurrency_key, concurrency_limit)"
     f" SELECT machine, version, step, 'scheduled', state, key, parent_id,"
-    f" {NOW} + make_interval(secs => delay), {NOW}, {NOW}"
+    f" {NOW} + make_interval(secs => delay), {NOW}, {NOW}, priority, ckey, climit"
     " FROM unnest(%s::text[], %s::int[], %s::text[], %s::text[], %s::text[], %s::bigint[],"
-    " %s::float8[]) WITH ORDINALITY"
-    " AS i(machine, version, step, state, key, parent_id, delay, n) ORDER BY n"
+    " %s::float8[], %s::int[], %s::text[], %s::int[]) WITH ORDINALITY"
+    " AS i(machine, version, step, state, key, parent_id, delay, priority, ckey, climit, n)"
+    " ORDER BY n"
     " RETURNING id"
 )
 LOCK_PARENTS = "SELECT id FROM trexec_instances WHERE id = ANY(%s) ORDER BY id FOR UPDATE"
@@ -158,10 +61,10 @@ PARENT_ADD_CHILDREN = (
     " FROM unnest(%s::bigint[], %s::int[]) AS c(id, n) WHERE p.id = c.id"
 )
 
-# --- claim (spec §5.5) --------------------------------------------------------
-# spec §8.7.1: one ordered scan of trexec_instances_runnable_by_machine per machine
-# this worker runs (LATERAL), merged by (run_at, id). Each scan locks at most
-# `limit` rows; the rows the merge leaves out are unlocked at commit.
+# --- claim (spec §5.5, §11) --------------------------------------------------
+# spec §8.7.1, §11.1: one ordered scan of trexec_instances_claim per machine this
+# worker runs (LATERAL), merged by (priority DESC, run_at, id). Each scan locks at
+# most `limit` rows; the rows the merge leaves out are unlocked at commit.
 _MACHINES = "unnest(%(machines)s::text[], %(versions)s::int[]) AS m(machine, version)"
 
 
@@ -169,9 +72,9 @@ def _runnable(columns: str) -> str:
     return (
         f"SELECT r.* FROM {_MACHINES}, LATERAL (SELECT {columns} FROM trexec_instances"
         " WHERE machine = m.machine AND version = m.version"
-        f" AND status IN ('scheduled', 'awaiting') AND run_at <= {NOW}"
-        " ORDER BY run_at, id LIMIT %(limit)s FOR UPDATE SKIP LOCKED) r"
-        " ORDER BY r.run_at, r.id LIMIT %(limit)s"
+        f" AND status IN ('scheduled', 'awaiting') AND NOT key_blocked AND run_at <= {NOW}"
+        " ORDER BY priority DESC, run_at, id LIMIT %(limit)s FOR UPDATE SKIP LOCKED) r"
+        " ORDER BY r.priority DESC, r.run_at, r.id LIMIT %(limit)s"
     )
 
 
@@ -192,16 +95,36 @@ _CLAIMED = ", ".join("i." + c for c in _CLAIMED_COLUMNS.split(", ")) + (
     f" {epoch('s.created_at')}) ORDER BY s.id) FROM trexec_signals s"
     " WHERE s.instance_id = i.id)"
 )
+# spec §11.2: a candidate with a concurrency key is not claimed here: it comes
+# back (locked, `claimed` false) for keys.admit, which claims it with CLAIM_ROWS.
 CLAIM = (
-    f"UPDATE trexec_instances i SET {_CLAIM_SET}"
-    f" FROM ({_runnable('id, run_at')}) c"
-    f" WHERE i.id = c.id RETURNING {_CLAIMED}, c.run_at"
+    f"WITH c AS ({_runnable('id, priority, run_at, concurrency_key, concurrency_limit')}),"
+    f" u AS (UPDATE trexec_instances i SET {_CLAIM_SET} FROM c"
+    " WHERE i.id = c.id AND c.concurrency_key IS NULL"
+    f" RETURNING {_CLAIMED}, c.priority, c.run_at)"
+    " SELECT true, u.*, NULL, NULL FROM u UNION ALL"
+    " SELECT false, c.id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,"
+    " c.priority, c.run_at, c.concurrency_key, c.concurrency_limit"
+    " FROM c WHERE c.concurrency_key IS NOT NULL"
 )
 # spec §8.7.2: with rate limits, lock candidates, then buckets in key order, then claim.
+_CANDIDATE_COLUMNS = "id, priority, run_at, rate_limit, weight, concurrency_key, concurrency_limit"
 CLAIM_CANDIDATES = (
-    f"SELECT c.id, c.rate_limit, c.weight FROM ({_runnable('id, run_at, rate_limit, weight')}) c"
-    " ORDER BY c.run_at, c.id"
+    "SELECT c.id, c.rate_limit, c.weight, c.concurrency_key, c.concurrency_limit FROM"
+    f" ({_runnable(_CANDIDATE_COLUMNS)}) c ORDER BY c.priority DESC, c.run_at, c.id"
 )
+# spec §11.2.3: the key's serialization point. Claims only try (a claim never
+# waits, so never deadlocks); completions wait, in key order.
+_KEY_LOCK = "hashtextextended('trexec.key.' || k, 0)"
+KEYS_TRY_LOCK = (
+    f"SELECT k, pg_try_advisory_xact_lock({_KEY_LOCK}) FROM unnest(%s::text[]) AS k ORDER BY k"
+)
+KEYS_RUNNING = (  # a statement after the lock: its snapshot sees every earlier claim
+    "SELECT k, (SELECT count(*) FROM trexec_instances WHERE concurrency_key = k"
+    " AND status = 'running') FROM unnest(%s::text[]) AS k"
+)
+KEYS_BLOCK = "UPDATE trexec_instances SET key_blocked = true WHERE id = ANY(%s)"
+
 CLAIM_ROWS = (
     f"UPDATE trexec_instances i SET {_CLAIM_SET} WHERE i.id = ANY(%(ids)s) RETURNING {_CLAIMED}"
 )
@@ -241,7 +164,7 @@ NEXT_DUE = (  # the earliest run_at of each machine: one index probe each
     f" ELSE greatest(0, {epoch('min(r.run_at) - ' + NOW)}) END"
     " FROM unnest(%s::text[], %s::int[]) AS m(machine, version),"
     " LATERAL (SELECT run_at FROM trexec_instances WHERE machine = m.machine"
-    " AND version = m.version AND status IN ('scheduled', 'awaiting')"
+    " AND version = m.version AND status IN ('scheduled', 'awaiting') AND NOT key_blocked"
     " AND run_at IS NOT NULL ORDER BY run_at LIMIT 1) r"
 )
 
@@ -273,10 +196,16 @@ REAP_EXPIRED = (
 )
 
 # --- complete (spec §5.4) -----------------------------------------------------
-# spec §8.8.1: lock every row the batch names, in id order (no deadlock between batches).
+# spec §8.8.1: lock every row the batch names, in id order (no deadlock between
+# batches), after the advisory locks of their concurrency keys in key order,
+# before any slot-freed trigger takes them row by row (spec §11.2.3): two
+# completions never deadlock on them, and it costs no extra round trip.
 FENCE = (
-    "SELECT id, status, token, parent_id FROM trexec_instances"
-    " WHERE id = ANY(%s) ORDER BY id FOR UPDATE"
+    f"WITH k AS (SELECT pg_advisory_xact_lock({_KEY_LOCK}) FROM (SELECT DISTINCT"
+    " concurrency_key AS k FROM trexec_instances WHERE id = ANY(%(ids)s)"
+    " AND concurrency_key IS NOT NULL ORDER BY 1) s)"
+    " SELECT id, status, token, parent_id FROM trexec_instances"
+    " WHERE id = ANY(%(ids)s) AND (SELECT count(*) FROM k) >= 0 ORDER BY id FOR UPDATE"
 )
 # The trailing "i.id = ANY(ids)" lets the planner probe the primary key instead of
 # hash-joining the whole table (it cannot size an unnest() parameter).

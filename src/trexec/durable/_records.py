@@ -51,6 +51,11 @@ class NewInstance:
     scheduled_in: float = 0.0
     key: str | None = None
     parent_id: int | None = None
+    #: Claim order, higher first (spec §11.1).
+    priority: int = 0
+    #: At most ``concurrency_limit`` instances sharing the key run at once (spec §11.2).
+    concurrency_key: str | None = None
+    concurrency_limit: int = 1
 
 
 @attrs.frozen
@@ -87,6 +92,8 @@ class InstanceRecord:
     run_at: float | None
     created_at: float
     updated_at: float
+    priority: int = 0
+    concurrency_key: str | None = None
 
 
 @attrs.frozen

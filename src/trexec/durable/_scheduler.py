@@ -154,6 +154,10 @@ def tick_items(engine: Engine, schedule: Schedule, key: str) -> list[NewInstance
     """The rows one tick of ``schedule`` inserts, with business key ``key``:
     its machine's instance, or the instances that start one workflow run."""
     if schedule.machine is not None:
-        spec = InsertSpec(schedule.machine, schedule.state, step=schedule.step, key=key)
+        spec = InsertSpec(
+            schedule.machine, schedule.state, step=schedule.step, key=key,
+            priority=schedule.priority,
+        )  # fmt: skip
         return [engine._new(spec)]
-    return [engine._new(s) for s in schedule.workflow.run_specs(schedule.input, key=key)]
+    specs = schedule.workflow.run_specs(schedule.input, key=key, priority=schedule.priority)
+    return [engine._new(s) for s in specs]

@@ -167,16 +167,15 @@ class SqliteStore(SqlStore):
         rate_limits: Mapping[str, RateLimitPolicy],
     ) -> Claim:
         """The claim (spec §5.5), inside the caller's write transaction."""
-        values, params = ops.machine_filter(machines)
-        candidates_sql = sql.CLAIM_CANDIDATES.format(values)
-        rows = c.execute(candidates_sql, (now, *params, limit)).fetchall()
+        rows = ops.candidates(c, now, machines, limit)
         if not rows:
             return Claim(())
         ids, throttled = ops.take_tokens(c, rows, rate_limits, now)
         claimed = []
         if ids:
             claim_rows = sql.CLAIM_ROWS.format(ops.placeholders(len(ids)))
-            claimed = c.execute(claim_rows, (now + lease, now, *ids)).fetchall()
+            by_id = {r[0]: r for r in c.execute(claim_rows, (now + lease, now, *ids))}
+            claimed = [by_id[id_] for id_ in ids]  # in claim order (spec §11.1)
         inbox: dict[int, list[SignalRecord]] = {}
         if claimed:
             for iid, *signal in c.execute(sql.CLAIM_INBOX.format(ops.placeholders(len(ids))), ids):

@@ -71,13 +71,59 @@ def insert_rows(c: sqlite3.Connection, items: Sequence[NewInstance], now: float)
             cursor = c.execute(
                 sql.INSERT,
                 (item.machine, item.version, item.step, item.state, item.key,
-                 item.parent_id, now + item.scheduled_in, now, now),
+                 item.parent_id, now + item.scheduled_in, now, now, item.priority,
+                 item.concurrency_key, item.concurrency_limit),
             )  # fmt: skip
         except sqlite3.IntegrityError as exc:
             raise rules.key_taken(item.key) from exc
         assert cursor.lastrowid is not None
         ids.append(cursor.lastrowid)
     return ids
+
+
+def candidates(
+    c: sqlite3.Connection, now: float, machines: Sequence[tuple[str, int]], limit: int
+) -> list[tuple[int, str, str | None, int]]:
+    """Up to ``limit`` due rows in claim order (spec §11.1), within the slots
+    their concurrency key has left (spec §11.2). A row whose key's slots are all
+    held by running rows is marked ``key_blocked``: no claim reads it again
+    until the trigger hands it a freed slot."""
+    values, params = machine_filter(machines)
+    query = sql.CLAIM_CANDIDATES.format(values)
+    chosen: list[tuple[int, str, str | None, int]] = []
+    seen: set[int] = set()
+    held: dict[str, int] = {}  # key -> rows running in the store
+    taken: dict[str, int] = {}  # key -> rows this claim takes
+    for _ in range(8):  # each round blocks a row or ends: bounded, never a spin
+        rows: list[Any] = []
+        (priority,) = c.execute(sql.RUNNABLE_TOP_PRIORITY).fetchone()
+        while priority is not None:
+            rows += c.execute(query, (priority, now, *params, limit - len(rows)))
+            if len(rows) >= limit:
+                break
+            (priority,) = c.execute(sql.RUNNABLE_PRIORITY_BELOW, (priority,)).fetchone()
+        blocked = []
+        for id_, status, rate_limit, weight, key, key_limit in rows:
+            if id_ in seen or len(chosen) >= limit:
+                continue
+            seen.add(id_)
+            if key is not None:
+                if key not in held:
+                    held[key] = c.execute(sql.KEY_RUNNING, (key,)).fetchone()[0]
+                if held[key] >= key_limit:
+                    blocked.append(id_)
+                    continue
+                if held[key] + taken.get(key, 0) >= key_limit:
+                    # Blocked by this claim only: its rows may yet be throttled,
+                    # so it stays claimable (the next claim sees them running).
+                    continue
+                taken[key] = taken.get(key, 0) + 1
+            chosen.append((id_, status, rate_limit, weight))
+        if blocked:
+            c.execute(sql.KEY_BLOCK.format(placeholders(len(blocked))), blocked)
+        if not blocked or len(chosen) >= limit:
+            break
+    return chosen
 
 
 def take_tokens(

@@ -71,7 +71,36 @@ MIGRATIONS: dict[int, list[str]] = {
         "CREATE INDEX IF NOT EXISTS instances_machine ON instances (machine, id)",
         "CREATE INDEX IF NOT EXISTS instances_machine_status ON instances (machine, status, id)",
     ],
-    3: [],  # taken by priorities and concurrency keys (issue #17 part 1)
+    # spec §11: priorities and concurrency keys. A runnable row a claim found
+    # blocked by its key (every slot taken) gets key_blocked = 1 and leaves the
+    # claim and next_due indexes, so nobody scans or wakes for it again; the
+    # trigger hands the freed slot to the next blocked rows of the key whenever
+    # a row of the key leaves `running` (or is cancelled), in the same transaction.
+    3: [
+        "ALTER TABLE instances ADD COLUMN priority INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE instances ADD COLUMN concurrency_key TEXT",
+        "ALTER TABLE instances ADD COLUMN concurrency_limit INTEGER NOT NULL DEFAULT 1",
+        "ALTER TABLE instances ADD COLUMN key_blocked INTEGER NOT NULL DEFAULT 0",
+        """CREATE INDEX instances_claim ON instances (priority DESC, run_at, id)
+            WHERE status IN ('scheduled', 'awaiting') AND key_blocked = 0""",
+        """CREATE INDEX instances_due ON instances (run_at)
+            WHERE status IN ('scheduled', 'awaiting') AND key_blocked = 0""",
+        "DROP INDEX IF EXISTS instances_runnable",
+        """CREATE INDEX instances_slots ON instances (concurrency_key)
+            WHERE status = 'running' AND concurrency_key IS NOT NULL""",
+        """CREATE INDEX instances_blocked ON instances (concurrency_key, priority DESC, run_at, id)
+            WHERE key_blocked = 1 AND status IN ('scheduled', 'awaiting')""",
+        """CREATE TRIGGER instances_slot_freed AFTER UPDATE OF status ON instances
+            WHEN OLD.concurrency_key IS NOT NULL AND NEW.status <> 'running'
+                AND (OLD.status = 'running' OR NEW.status = 'cancelled')
+            BEGIN
+                UPDATE instances SET key_blocked = 0 WHERE id IN (
+                    SELECT id FROM instances INDEXED BY instances_blocked
+                    WHERE concurrency_key = OLD.concurrency_key AND key_blocked = 1
+                    AND status IN ('scheduled', 'awaiting')
+                    ORDER BY priority DESC, run_at, id LIMIT OLD.concurrency_limit);
+            END""",
+    ],
     # spec §11.4: one row per schedule name; `cursor` is the last tick fired.
     4: [
         """CREATE TABLE IF NOT EXISTS schedules (
@@ -88,7 +117,7 @@ MIGRATIONS: dict[int, list[str]] = {
 
 INSTANCE_COLUMNS = (
     "id, machine, version, step, status, state, result, error, attempt, key, parent_id,"
-    " awaits, pending_children, run_at, created_at, updated_at"
+    " awaits, pending_children, run_at, created_at, updated_at, priority, concurrency_key"
 )
 
 SCHEMA_VERSION_GET = "SELECT value FROM trexec_meta WHERE key = 'schema_version'"
@@ -101,7 +130,8 @@ TABLE_EXISTS = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
 # --- insert (spec §5.3) -------------------------------------------------------
 INSERT = (
     "INSERT INTO instances (machine, version, step, status, state, key, parent_id,"
-    " run_at, created_at, updated_at) VALUES (?, ?, ?, 'scheduled', ?, ?, ?, ?, ?, ?)"
+    " run_at, created_at, updated_at, priority, concurrency_key, concurrency_limit)"
+    " VALUES (?, ?, ?, 'scheduled', ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 PARENT_ADD_CHILD = (
     "UPDATE instances SET child_count = child_count + 1,"
@@ -109,14 +139,33 @@ PARENT_ADD_CHILD = (
     " WHERE id = ?"
 )
 
-# --- claim (spec §5.5) --------------------------------------------------------
+# --- claim (spec §5.5, §11) --------------------------------------------------
+# spec §11.1: claim order is (priority DESC, run_at, id). The claim walks the
+# distinct priorities of runnable rows from the highest down (one index probe
+# each) and reads each priority's due rows in (run_at, id) order: rows due
+# later never stand in the way, whatever their priority.
+RUNNABLE_TOP_PRIORITY = (
+    "SELECT MAX(priority) FROM instances INDEXED BY instances_claim"
+    " WHERE status IN ('scheduled', 'awaiting') AND key_blocked = 0"
+)
+RUNNABLE_PRIORITY_BELOW = (
+    "SELECT MAX(priority) FROM instances INDEXED BY instances_claim"
+    " WHERE status IN ('scheduled', 'awaiting') AND key_blocked = 0 AND priority < ?"
+)
 # The machine filter is appended as "(machine, version) IN (VALUES ...)". The
 # planner would otherwise pick instances_status and sort every runnable row.
 CLAIM_CANDIDATES = (
-    "SELECT id, status, rate_limit, weight FROM instances INDEXED BY instances_runnable"
-    " WHERE status IN ('scheduled', 'awaiting') AND run_at <= ? AND (machine, version) IN ({})"
-    " ORDER BY run_at, id LIMIT ?"
+    "SELECT id, status, rate_limit, weight, concurrency_key, concurrency_limit"
+    " FROM instances INDEXED BY instances_claim"
+    " WHERE status IN ('scheduled', 'awaiting') AND key_blocked = 0 AND priority = ?"
+    " AND run_at <= ? AND (machine, version) IN ({}) ORDER BY run_at, id LIMIT ?"
 )
+# spec §11.2: the slots a key's running rows hold.
+KEY_RUNNING = (
+    "SELECT COUNT(*) FROM instances INDEXED BY instances_slots"
+    " WHERE concurrency_key = ? AND status = 'running'"
+)
+KEY_BLOCK = "UPDATE instances SET key_blocked = 1 WHERE id IN ({})"
 # The ids are appended as "id IN (?, ...)": one statement claims the batch.
 CLAIM_ROWS = (
     "UPDATE instances SET status = 'running', token = token + 1, lease_expires_at = ?,"
@@ -137,9 +186,9 @@ BUCKET_SET = (
     " ON CONFLICT (key) DO UPDATE SET tokens = excluded.tokens, updated_at = excluded.updated_at"
 )
 
-NEXT_DUE = (
-    "SELECT MIN(run_at) FROM instances INDEXED BY instances_runnable"
-    " WHERE status IN ('scheduled', 'awaiting') AND run_at IS NOT NULL"
+NEXT_DUE = (  # spec §11.2: rows blocked by their key are not due: no spinning on them
+    "SELECT MIN(run_at) FROM instances INDEXED BY instances_due"
+    " WHERE status IN ('scheduled', 'awaiting') AND key_blocked = 0 AND run_at IS NOT NULL"
     " AND (machine, version) IN ({})"
 )
 

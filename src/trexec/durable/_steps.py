@@ -125,6 +125,8 @@ def to_instance(codec: Codec, registry: Registry, record: InstanceRecord) -> Ins
         parent_id=record.parent_id,
         created_at=record.created_at,
         updated_at=record.updated_at,
+        priority=record.priority,
+        concurrency_key=record.concurrency_key,
     )
 
 
@@ -268,6 +270,9 @@ class StepRunner:
                             child.machine.State,
                         ),
                         key=child.key,
+                        priority=child.priority,
+                        concurrency_key=child.concurrency_key,
+                        concurrency_limit=child.machine.concurrency_limit,
                     )
                 )
             return ChildrenCommit(

@@ -81,7 +81,7 @@ def record(row: Sequence[Any], awaits: Callable[[Any], Sequence[str]] = tuple) -
     """An instance row (the columns of every store's ``INSTANCE_COLUMNS``, in
     order) as a record; ``awaits`` decodes the dialect's list of signal names."""
     (id_, machine, version, step, status, state, result, error, attempt, key, parent_id,
-     waits, pending, run_at, created, updated) = row  # fmt: skip
+     waits, pending, run_at, created, updated, priority, concurrency_key) = row  # fmt: skip
     return InstanceRecord(
         id=id_,
         machine=machine,
@@ -99,6 +99,8 @@ def record(row: Sequence[Any], awaits: Callable[[Any], Sequence[str]] = tuple) -
         run_at=run_at,
         created_at=created,
         updated_at=updated,
+        priority=priority,
+        concurrency_key=concurrency_key,
     )
 
 

@@ -201,14 +201,27 @@ class Workflow:
         return ()
 
     def run_specs(
-        self, input: Any, *, schedule_in: float | None = None, key: str | None = None
+        self,
+        input: Any,
+        *,
+        schedule_in: float | None = None,
+        key: str | None = None,
+        priority: int = 0,
+        concurrency_key: str | None = None,
     ) -> list[InsertSpec]:
         """The instances that start a run of this workflow with ``input``, the
         run first (the ``durable.RunStarter`` protocol, spec §5.5.10): what
         ``engine.start_workflow`` inserts, in one transaction (spec §6.7.4)."""
         from ._engine_hooks import run_specs
 
-        return run_specs(self, input, schedule_in=schedule_in, key=key)
+        return run_specs(
+            self,
+            input,
+            schedule_in=schedule_in,
+            key=key,
+            priority=priority,
+            concurrency_key=concurrency_key,
+        )
 
     @property
     def step_names(self) -> tuple[str, ...]:

@@ -203,6 +203,7 @@ async def insert_steps(
                 new_task(state, name, run_id=run_id),
                 schedule_in=delay,
                 key=step_key(state.run_key, name),
+                priority=state.priority,  # spec §11.1: steps inherit the run's
             )
             for name in pending
         ]

@@ -83,24 +83,42 @@ async def start_workflow(
 
 
 def run_specs(
-    wf: Workflow, input: Any, *, schedule_in: float | None = None, key: str | None = None
+    wf: Workflow,
+    input: Any,
+    *,
+    schedule_in: float | None = None,
+    key: str | None = None,
+    priority: int = 0,
+    concurrency_key: str | None = None,
 ) -> list[InsertSpec]:
     """The instances that start a run of ``wf`` (spec §6.7.4): the run first,
-    then its entry steps; inserted together, in one transaction."""
+    then its entry steps; inserted together, in one transaction. The run
+    instance takes ``priority`` and ``concurrency_key``; its steps inherit the
+    priority (spec §11.1)."""
     if not isinstance(wf, Workflow):
         _validate.fail("wf", wf, "a workflows.Workflow")
     check_json("input", input)
     delay = _validate.seconds("schedule_in", schedule_in, allow_none=True) or 0.0
     run_key = _run_key(key) or f"run:{wf.name}:{uuid.uuid4().hex}"  # spec §6.2.3
-    state = new_run_state(wf, run_key, input)
+    state = new_run_state(wf, run_key, input, priority)
     mark_dispatched(state, wf.entry_steps)
-    specs = [InsertSpec(run_machine(wf), state, step="start", schedule_in=delay, key=run_key)]
+    run = InsertSpec(
+        run_machine(wf),
+        state,
+        step="start",
+        schedule_in=delay,
+        key=run_key,
+        priority=priority,
+        concurrency_key=concurrency_key,
+    )
+    specs = [run]
     specs += [
         InsertSpec(
             step_machine(wf),
             new_task(state, name, run_id=None),
             schedule_in=delay,
             key=step_key(run_key, name),
+            priority=priority,
         )
         for name in wf.entry_steps
     ]

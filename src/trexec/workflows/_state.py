@@ -70,6 +70,8 @@ class RunState:
     after: dict[str, list[str]] = attrs.field(factory=dict)
     #: Quiet watchdog wakes since the last report: the next one waits longer (§6.14).
     watch: int = 0
+    #: The run's priority: every step instance it dispatches inherits it (spec §11.1).
+    priority: int = 0
 
     @property
     def results(self) -> dict[str, Any]:
@@ -105,9 +107,10 @@ class Plan:
     steps: tuple[str, ...] = ()
 
 
-def new_run_state(wf: Workflow, run_key: str, input: Any) -> RunState:
+def new_run_state(wf: Workflow, run_key: str, input: Any, priority: int = 0) -> RunState:
     """A run that has not started: every step pending."""
     return RunState(
+        priority=priority,
         workflow=wf.name,
         run_key=run_key,
         input=input,
