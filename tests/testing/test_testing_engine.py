@@ -8,7 +8,7 @@ from typing import ClassVar
 import pytest
 import trio
 
-from trexec import InvalidArgument, durable, telemetry, testing, workflows
+from trexec import Backoff, InvalidArgument, durable, telemetry, testing, workflows
 from trexec.durable import Store
 from trexec.testing._faults import FaultyStore
 
@@ -103,7 +103,7 @@ async def test_a_workflow_backoff_of_hours_passes_in_virtual_time(autojump_clock
             raise RuntimeError("not yet")
         return "ok"
 
-    backoff = workflows.Backoff(3600, 7200)
+    backoff = Backoff(initial=3600, max=7200)
     wf = workflows.Workflow("hourly", [workflows.Step("flaky", flaky, retries=2, backoff=backoff)])
     async with testing.open_test_engine(workflows=[wf]) as engine:
         run = await engine.wait(await engine.start_workflow(wf, None))
