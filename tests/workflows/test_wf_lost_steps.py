@@ -95,19 +95,20 @@ async def test_a_step_cancelled_while_the_run_is_failing_ends_the_run(store):
 
 
 def refuse_marker(store) -> None:
-    """A rule of the application's own that the database enforces: no state may
-    hold the text 'forbidden-value' (spec §5.5.9)."""
+    """A rule of the application's own that the database enforces: no result may
+    hold the text 'forbidden-value' (spec §5.5.9). A step's result is committed
+    with its instance's end (and its report, spec §6.6.2): that commit is refused."""
     if getattr(store, "schema", None):
         with psycopg.connect(PG_URL, autocommit=True) as conn:
             conn.execute(
                 f'ALTER TABLE "{store.schema}".trexec_instances'
-                " ADD CONSTRAINT app_rule CHECK (state NOT LIKE '%forbidden-value%')"
+                " ADD CONSTRAINT app_rule CHECK (result NOT LIKE '%forbidden-value%')"
             )
         return
     with raw_connection(store) as conn:
         conn.execute(
-            "CREATE TRIGGER app_rule BEFORE UPDATE OF state ON instances"
-            " WHEN NEW.state LIKE '%forbidden-value%' BEGIN SELECT RAISE(ABORT, 'app rule'); END"
+            "CREATE TRIGGER app_rule BEFORE UPDATE OF result ON instances"
+            " WHEN NEW.result LIKE '%forbidden-value%' BEGIN SELECT RAISE(ABORT, 'app rule'); END"
         )
 
 

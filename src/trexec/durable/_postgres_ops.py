@@ -19,6 +19,7 @@ from ._records import (
     AwaitCommit,
     ChildrenCommit,
     Claim,
+    Effects,
     Commit,
     CommitStatus,
     Delivery,
@@ -211,7 +212,17 @@ class CompleteBatch:
         self._finished: list[tuple[int, int | None]] = []
 
     def lock(self, commits: Sequence[Commit]) -> None:
-        ids = sorted({commit.lease.id for commit in commits})
+        # The targets of signal effects too, in the same id order (no deadlock).
+        ids = sorted(
+            {commit.lease.id for commit in commits}
+            | {
+                s.target
+                for c in commits
+                if c.effects is not None
+                for s in c.effects.signals
+                if isinstance(s.target, int)
+            }
+        )
         for id_, status, token, parent_id in self.c.execute(sql.FENCE, (ids,)):
             self.rows[id_] = (status, token, parent_id)
 
@@ -227,7 +238,49 @@ class CompleteBatch:
         if status != "running" or token != commit.lease.token:
             return "stale"
         self.rows[id_] = ("committed", token, parent_id)  # a second commit is stale
-        return rules.dispatch(self, commit)
+        if commit.effects is None:
+            return rules.dispatch(self, commit)
+        return self._with_effects(commit, commit.effects)
+
+    def _with_effects(self, commit: Commit, effects: Effects) -> CommitStatus:
+        # spec §5.4.9: the effects are written in the commit's transaction.
+        self.flush()
+        c = self.c
+        targets = []
+        for signal in effects.signals:
+            query = sql.TARGET_BY_ID if isinstance(signal.target, int) else sql.TARGET_BY_KEY
+            row = c.execute(query, (signal.target,)).fetchone()
+            if row is None or row[1] in rules.TERMINAL:
+                if effects.fallback is not None:
+                    status = rules.dispatch(self, effects.fallback)
+                    self.flush()
+                    return status
+                continue
+            targets.append((signal, row))
+        status = rules.dispatch(self, commit)
+        self.flush()
+        if status != "applied":
+            return status
+        for signal, (target, target_status, awaits) in targets:
+            dedup = signal.dedup_key
+            if dedup is not None and c.execute(sql.DEDUP_GET, (target, dedup)).fetchone():
+                continue  # spec §5.6: a repeat of a delivered signal
+            inserted = c.execute(
+                sql.DELIVER_SIGNAL, (target, signal.name, signal.payload, signal.dedup_key)
+            ).fetchone()
+            if signal.dedup_key is not None and inserted is not None:
+                c.execute(sql.DEDUP_SET, (target, signal.dedup_key, inserted[0]))
+            if target_status == "awaiting" and signal.name in awaits:
+                c.execute(sql.WAKE_NOW, (target,))
+                self.wakes = True
+        for item in effects.inserts:
+            try:
+                with c.transaction():  # a savepoint: a live key skips this insert only
+                    insert_rows(c, [item])
+            except DuplicateKey:
+                continue
+            self.wakes = True
+        return status
 
     # --- CommitWriter: runs of next/done/stop are batched, the rest one by one ---
 
@@ -256,6 +309,9 @@ class CompleteBatch:
             sql.COMPLETE_AWAIT,
             (commit.step, commit.state, commit.timeout, list(commit.awaits), id_),
         )
+        if commit.consumed:
+            consumed = list(commit.consumed)
+            c.execute(sql.CONSUME_SIGNALS, (consumed, [id_] * len(consumed)))
         # spec §5.6: a matching signal that arrived before parking wakes it now.
         if c.execute(sql.AWAIT_MATCHING_SIGNAL, (id_, list(commit.awaits))).fetchone():
             c.execute(sql.WAKE_NOW, (id_,))
