@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
 
-from ._outcomes import Await, Outcome
+from ._outcomes import Await, Done, Outcome, Stop
 
 if TYPE_CHECKING:
     from ._insert import InsertSpec
@@ -39,7 +39,9 @@ class WithEffects(Outcome):
     received before parking, as a ``Next`` would (spec §5.6): a step can re-park
     in one commit. ``fallback`` is committed instead (without effects) if a
     signal's target is no longer live; an insert whose key a live instance holds
-    is skipped.
+    is skipped. With ``has_state``, ``state`` (a ``Done`` or ``Stop`` only) is
+    stored as the instance's final state, so a finished instance shows it
+    without a last ``Next``; otherwise the last committed state stays.
     """
 
     kind: ClassVar[str] = "effects"
@@ -48,9 +50,13 @@ class WithEffects(Outcome):
     inserts: tuple[InsertSpec, ...] = attrs.field(default=(), converter=tuple)
     consume: bool = False
     fallback: Outcome | None = None
+    state: Any = attrs.field(default=None, kw_only=True)
+    has_state: bool = attrs.field(default=False, kw_only=True)
 
     def __attrs_post_init__(self) -> None:
         if isinstance(self.outcome, WithEffects) or isinstance(self.fallback, WithEffects):
             raise TypeError("WithEffects wraps a plain outcome")
         if self.consume and not isinstance(self.outcome, Await):
             raise TypeError("WithEffects(consume=True) wraps an Await")
+        if self.has_state and not isinstance(self.outcome, Done | Stop):
+            raise TypeError("WithEffects(state=...) wraps a Done or a Stop")

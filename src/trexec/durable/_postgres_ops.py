@@ -261,6 +261,8 @@ class CompleteBatch:
         self.flush()
         if status != "applied":
             return status
+        if effects.state is not None:
+            c.execute(sql.SET_STATE, (effects.state, commit.lease.id))
         for signal, (target, target_status, awaits) in targets:
             dedup = signal.dedup_key
             if dedup is not None and c.execute(sql.DEDUP_GET, (target, dedup)).fetchone():

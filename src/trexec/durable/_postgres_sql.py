@@ -330,6 +330,8 @@ LOCK_ROWS = "SELECT id FROM trexec_instances WHERE id = ANY(%s) ORDER BY id FOR 
 
 # --- signals (spec §5.6) ------------------------------------------------------
 TARGET_BY_ID = "SELECT id, status, awaits FROM trexec_instances WHERE id = %s FOR UPDATE"
+#: A finished instance's final state (spec §5.4.9, ``Effects.state``).
+SET_STATE = "UPDATE trexec_instances SET state = %s WHERE id = %s"
 TARGET_BY_KEY = (
     "SELECT id, status, awaits FROM trexec_instances WHERE key = %s"
     " AND status NOT IN ('done', 'stopped', 'cancelled') FOR UPDATE"

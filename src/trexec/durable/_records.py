@@ -172,11 +172,14 @@ class Effects:
     (keyed instances; one whose key a live instance holds is skipped, never an
     error). If a signal's target is no longer live, ``fallback`` (a commit of
     the same lease, without effects) applies instead and nothing else does;
-    without a fallback that signal is dropped."""
+    without a fallback that signal is dropped. ``state``: see below."""
 
     signals: tuple[SignalEffect, ...] = ()
     inserts: tuple[NewInstance, ...] = ()
     fallback: Commit | None = None
+    #: The instance's own state, written with a ``done``/``stop`` commit (which
+    #: otherwise keeps the last committed state).
+    state: str | None = None
 
 
 # --- commits: one class per outcome kind (spec §5.4) -------------------------------

@@ -156,6 +156,8 @@ def complete_one(c: sqlite3.Connection, commit: Commit, now: float) -> CommitSta
     status = rules.dispatch(Writer(c, now), commit)
     if status != "applied":
         return status
+    if effects.state is not None:
+        c.execute(sql.SET_STATE, (effects.state, commit.lease.id))
     for signal, target_row in targets:
         deliver(c, target_row, signal.name, signal.payload, signal.dedup_key, now)
     for item in effects.inserts:

@@ -242,7 +242,11 @@ class StepRunner:
         inserts = tuple(self.engine._new(spec) for spec in outcome.inserts)
         if any("\x00" in (text or "") for s in signals for text in (s.name, s.dedup_key)):
             raise ValueError("a signal effect names a signal or dedup key with a NUL")
-        return attrs.evolve(commit, effects=Effects(signals, inserts, fallback))
+        state = None
+        if outcome.has_state:
+            state_cls = self.registry.state_class(job.machine, job.version)
+            state = dumps(outcome.state, state_cls)
+        return attrs.evolve(commit, effects=Effects(signals, inserts, fallback, state))
 
     def _encode(self, job: Job, outcome: Any, consumed: tuple[int, ...]) -> Commit:
         if not isinstance(outcome, Outcome):

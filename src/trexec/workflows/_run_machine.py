@@ -145,8 +145,9 @@ class _RunMachine(Machine):
             return WithEffects(_park(state), consume=True) if consumed else _park(state)
         if decision.kind == "complete":
             state.phase = "done"
-            # Commit the final step table first: Done keeps the last committed state.
-            return Next("finish", state)
+            # spec §6.6.3: the final step table is committed with the end.
+            await self._emit(ctx, "run_completed", data=state.results)
+            return WithEffects(Done(state.results), state=state, has_state=True, consume=False)
         if decision.kind == "compensate":
             # spec §6.9: one commit marks the run failed (phase "compensating") and
             # dispatches the compensation of the newest completed step.

@@ -200,7 +200,9 @@ class _StepMachine(Machine):
             task.step, task.outcome, task.attempt, task.result, task.error_type, task.error
         )
         signal = SignalSpec(
-            task.run_id, "step_finished", _converter.unstructure(report), f"report:{ctx.id}"
+            # No dedup key: this report cannot repeat, it is written by the one
+            # commit that ends the instance (the fallback's report has one).
+            task.run_id, "step_finished", _converter.unstructure(report)
         )
         return WithEffects(_ended(task), signals=[signal], fallback=Next("report", task))
 
