@@ -7,6 +7,7 @@ errors; the SQL itself lives in ``_postgres_sql.py``.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -15,6 +16,7 @@ import psycopg.errors
 
 from . import _postgres_sql as sql, _store_rules as rules
 from ._exceptions import DuplicateKey
+from ._postgres_effects import PendingEffects, batchable
 from ._records import (
     AwaitCommit,
     ChildrenCommit,
@@ -210,6 +212,8 @@ class CompleteBatch:
         self._stop: list[StopCommit] = []
         self._consumed: list[tuple[int, int]] = []
         self._finished: list[tuple[int, int | None]] = []
+        self._await: list[AwaitCommit] = []
+        self.effects = PendingEffects()
 
     def lock(self, commits: Sequence[Commit]) -> None:
         # The targets of signal effects too, in the same id order (no deadlock).
@@ -223,8 +227,13 @@ class CompleteBatch:
                 if isinstance(s.target, int)
             }
         )
-        for id_, status, token, parent_id in self.c.execute(sql.FENCE, (ids,)):
+        if not any(commit.effects is not None for commit in commits):
+            for id_, status, token, parent_id in self.c.execute(sql.FENCE, (ids,)):
+                self.rows[id_] = (status, token, parent_id)
+            return
+        for id_, status, token, parent_id, awaits in self.c.execute(sql.FENCE_EFFECTS, (ids,)):
             self.rows[id_] = (status, token, parent_id)
+            self.effects.live[id_] = (status, awaits)
 
     def add(self, commit: Commit) -> CommitStatus:
         id_ = commit.lease.id
@@ -239,8 +248,37 @@ class CompleteBatch:
             return "stale"
         self.rows[id_] = ("committed", token, parent_id)  # a second commit is stale
         if commit.effects is None:
-            return rules.dispatch(self, commit)
+            return self._track(commit, rules.dispatch(self, commit))
+        if batchable(commit.effects.signals, commit.effects.inserts):
+            return self._queue_effects(commit, commit.effects)
         return self._with_effects(commit, commit.effects)
+
+    def _track(self, commit: Commit, status: CommitStatus) -> CommitStatus:
+        if status == "applied" and self.effects.live:
+            self.effects.committed(commit)
+        return status
+
+    def _queue_effects(self, commit: Commit, effects: Effects) -> CommitStatus:
+        # spec §5.4.9, in bulk: the rows' statuses as this batch left them decide.
+        pending = self.effects
+        targets = []
+        for signal in effects.signals:
+            assert isinstance(signal.target, int)
+            live = pending.live.get(signal.target)
+            if live is None or live[0] in rules.TERMINAL:
+                if effects.fallback is not None:
+                    return self._track(effects.fallback, rules.dispatch(self, effects.fallback))
+                continue
+            targets.append((signal, live))
+        status = self._track(commit, rules.dispatch(self, commit))
+        if status != "applied":
+            return status
+        for signal, live in targets:
+            pending.signal(signal, live)
+        pending.inserts += effects.inserts
+        if effects.state is not None:
+            pending.states.append((commit.lease.id, effects.state))
+        return status
 
     def _with_effects(self, commit: Commit, effects: Effects) -> CommitStatus:
         # spec §5.4.9: the effects are written in the commit's transaction.
@@ -252,12 +290,12 @@ class CompleteBatch:
             row = c.execute(query, (signal.target,)).fetchone()
             if row is None or row[1] in rules.TERMINAL:
                 if effects.fallback is not None:
-                    status = rules.dispatch(self, effects.fallback)
+                    status = self._track(effects.fallback, rules.dispatch(self, effects.fallback))
                     self.flush()
                     return status
                 continue
             targets.append((signal, row))
-        status = rules.dispatch(self, commit)
+        status = self._track(commit, rules.dispatch(self, commit))
         self.flush()
         if status != "applied":
             return status
@@ -275,6 +313,8 @@ class CompleteBatch:
             if target_status == "awaiting" and signal.name in awaits:
                 c.execute(sql.WAKE_NOW, (target,))
                 self.wakes = True
+                if target in self.effects.live:
+                    self.effects.live[target] = ("scheduled", ())
         for item in effects.inserts:
             try:
                 with c.transaction():  # a savepoint: a live key skips this insert only
@@ -305,18 +345,10 @@ class CompleteBatch:
         return "applied"
 
     def await_(self, commit: AwaitCommit) -> CommitStatus:
-        self.flush()
-        c, id_ = self.c, commit.lease.id
-        c.execute(
-            sql.COMPLETE_AWAIT,
-            (commit.step, commit.state, commit.timeout, list(commit.awaits), id_),
-        )
-        if commit.consumed:
-            consumed = list(commit.consumed)
-            c.execute(sql.CONSUME_SIGNALS, (consumed, [id_] * len(consumed)))
-        # spec §5.6: a matching signal that arrived before parking wakes it now.
-        if c.execute(sql.AWAIT_MATCHING_SIGNAL, (id_, list(commit.awaits))).fetchone():
-            c.execute(sql.WAKE_NOW, (id_,))
+        # Batched too (a run re-parks at every report): parked, consumed, then
+        # woken at flush if a matching signal is already in its inbox (spec §5.6).
+        self._await.append(commit)
+        self._consumed += [(sid, commit.lease.id) for sid in commit.consumed]
         return "applied"
 
     def children(self, commit: ChildrenCommit) -> CommitStatus:
@@ -345,6 +377,8 @@ class CompleteBatch:
 
     def flush(self) -> None:
         c = self.c
+        # Queued effects first: an await below must see the signals (spec §5.6).
+        self.wakes = self.effects.flush(c) or self.wakes
         if self._next:
             n = self._next
             c.execute(
@@ -377,7 +411,25 @@ class CompleteBatch:
                 c.execute(sql.LOCK_ROWS, (sorted(set(parents)),))
                 woke = c.execute(sql.PARENTS_CHILDREN_FINISHED, (parents,)).fetchall()
                 self.wakes = self.wakes or any(s == "scheduled" for _, s in woke)
+        if self._await:
+            a = self._await
+            ids = [x.lease.id for x in a]
+            c.execute(
+                sql.COMPLETE_AWAITS,
+                (
+                    ids,
+                    [x.step for x in a],
+                    [x.state for x in a],
+                    [x.timeout for x in a],
+                    [json.dumps(list(x.awaits)) for x in a],
+                    ids,
+                ),
+            )
+            # No lost wake-up: a matching signal already in the inbox wakes it now.
+            if c.execute(sql.WAKE_MATCHING, (ids,)).fetchall():
+                self.wakes = True
         self._next, self._done, self._stop, self._consumed, self._finished = [], [], [], [], []
+        self._await = []
 
 
 def duplicate_key(exc: psycopg.errors.UniqueViolation, items: Sequence[NewInstance]) -> str | None:
