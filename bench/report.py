@@ -624,7 +624,18 @@ def main(argv: list[str] | None = None) -> None:
         metavar="SCRIPT",
         help="a bench script that failed in this run (repeatable)",
     )
+    parser.add_argument(
+        "--write-report",
+        action="store_true",
+        help="refresh docs/benchmarks.md and docs/img/ (tracked files); by default the"
+        " page and its plots go to bench/results/report/, outside the tracked tree",
+    )
     args = parser.parse_args(argv)
+    global PAGE, IMAGES
+    if not args.write_report:
+        PAGE = RESULTS / "report" / "benchmarks.md"
+        IMAGES = RESULTS / "report" / "img"
+        IMAGES.mkdir(parents=True, exist_ok=True)
     PAGE.write_text(write_report(args.failed), encoding="utf-8")
     print(f"report: wrote {PAGE.relative_to(ROOT)} and {IMAGES.relative_to(ROOT)}/bench_*.png")
 

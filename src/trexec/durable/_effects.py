@@ -9,6 +9,7 @@ of the public outcome set: :class:`WithEffects` wraps one public outcome.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
@@ -17,6 +18,10 @@ from ._outcomes import Await, Done, Outcome, Stop
 
 if TYPE_CHECKING:
     from ._insert import InsertSpec
+
+
+def _tuple(items: Iterable[Any]) -> tuple[Any, ...]:
+    return tuple(items)
 
 
 @attrs.frozen
@@ -46,8 +51,8 @@ class WithEffects(Outcome):
 
     kind: ClassVar[str] = "effects"
     outcome: Outcome
-    signals: tuple[SignalSpec, ...] = attrs.field(default=(), converter=tuple)
-    inserts: tuple[InsertSpec, ...] = attrs.field(default=(), converter=tuple)
+    signals: tuple[SignalSpec, ...] = attrs.field(default=(), converter=_tuple)
+    inserts: tuple[InsertSpec, ...] = attrs.field(default=(), converter=_tuple)
     consume: bool = False
     fallback: Outcome | None = None
     state: Any = attrs.field(default=None, kw_only=True)

@@ -6,10 +6,14 @@ each inside the batch's transaction."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from . import _postgres_sql as sql
-from ._records import Commit, NewInstance, SignalEffect
+from . import _postgres_sql as sql, _store_rules as rules
+from ._exceptions import DuplicateKey
+from ._records import TERMINAL, Commit, CommitStatus, Effects, NewInstance, SignalEffect
+
+if TYPE_CHECKING:
+    from ._postgres_ops import CompleteBatch
 
 Conn = Any  # psycopg.Connection[Any]
 
@@ -91,8 +95,54 @@ class PendingEffects:
             ).fetchall()
             woke = woke or bool(rows)
         if self.states:
-            c.execute(
-                sql.SET_STATES, ([i for i, _ in self.states], [t for _, t in self.states])
-            )
+            c.execute(sql.SET_STATES, ([i for i, _ in self.states], [t for _, t in self.states]))
         self.signals, self.wake, self.inserts, self.states = [], [], [], []
         return woke
+
+
+def one_by_one(batch: CompleteBatch, commit: Commit, effects: Effects) -> CommitStatus:
+    """Write ``commit`` of the ``CompleteBatch`` ``batch`` and its effects one
+    statement at a time (keyed targets, dedup keys, parents: spec §5.4.9)."""
+    from ._postgres_ops import insert_rows
+
+    batch.flush()
+    c = batch.c
+    targets = []
+    for signal in effects.signals:
+        query = sql.TARGET_BY_ID if isinstance(signal.target, int) else sql.TARGET_BY_KEY
+        row = c.execute(query, (signal.target,)).fetchone()
+        if row is None or row[1] in TERMINAL:
+            if effects.fallback is not None:
+                status = batch._track(effects.fallback, rules.dispatch(batch, effects.fallback))
+                batch.flush()
+                return status
+            continue
+        targets.append((signal, row))
+    status = batch._track(commit, rules.dispatch(batch, commit))
+    batch.flush()
+    if status != "applied":
+        return status
+    if effects.state is not None:
+        c.execute(sql.SET_STATE, (effects.state, commit.lease.id))
+    for signal, (target, target_status, awaits) in targets:
+        dedup = signal.dedup_key
+        if dedup is not None and c.execute(sql.DEDUP_GET, (target, dedup)).fetchone():
+            continue  # spec §5.6: a repeat of a delivered signal
+        inserted = c.execute(
+            sql.DELIVER_SIGNAL, (target, signal.name, signal.payload, signal.dedup_key)
+        ).fetchone()
+        if signal.dedup_key is not None and inserted is not None:
+            c.execute(sql.DEDUP_SET, (target, signal.dedup_key, inserted[0]))
+        if target_status == "awaiting" and signal.name in awaits:
+            c.execute(sql.WAKE_NOW, (target,))
+            batch.wakes = True
+            if target in batch.effects.live:
+                batch.effects.live[target] = ("scheduled", ())
+    for item in effects.inserts:
+        try:
+            with c.transaction():  # a savepoint: a live key skips this insert only
+                insert_rows(c, [item])
+        except DuplicateKey:
+            continue
+        batch.wakes = True
+    return status

@@ -16,16 +16,17 @@ import psycopg.errors
 
 from . import _postgres_sql as sql, _store_rules as rules
 from ._exceptions import DuplicateKey
-from ._postgres_effects import PendingEffects, batchable
+from ._postgres_effects import PendingEffects, batchable, one_by_one
 from ._records import (
+    TERMINAL,
     AwaitCommit,
     ChildrenCommit,
     Claim,
-    Effects,
     Commit,
     CommitStatus,
     Delivery,
     DoneCommit,
+    Effects,
     InstanceRecord,
     NewInstance,
     NextCommit,
@@ -251,7 +252,7 @@ class CompleteBatch:
             return self._track(commit, rules.dispatch(self, commit))
         if batchable(commit.effects.signals, commit.effects.inserts):
             return self._queue_effects(commit, commit.effects)
-        return self._with_effects(commit, commit.effects)
+        return one_by_one(self, commit, commit.effects)
 
     def _track(self, commit: Commit, status: CommitStatus) -> CommitStatus:
         if status == "applied" and self.effects.live:
@@ -265,7 +266,7 @@ class CompleteBatch:
         for signal in effects.signals:
             assert isinstance(signal.target, int)
             live = pending.live.get(signal.target)
-            if live is None or live[0] in rules.TERMINAL:
+            if live is None or live[0] in TERMINAL:
                 if effects.fallback is not None:
                     return self._track(effects.fallback, rules.dispatch(self, effects.fallback))
                 continue
@@ -278,50 +279,6 @@ class CompleteBatch:
         pending.inserts += effects.inserts
         if effects.state is not None:
             pending.states.append((commit.lease.id, effects.state))
-        return status
-
-    def _with_effects(self, commit: Commit, effects: Effects) -> CommitStatus:
-        # spec §5.4.9: the effects are written in the commit's transaction.
-        self.flush()
-        c = self.c
-        targets = []
-        for signal in effects.signals:
-            query = sql.TARGET_BY_ID if isinstance(signal.target, int) else sql.TARGET_BY_KEY
-            row = c.execute(query, (signal.target,)).fetchone()
-            if row is None or row[1] in rules.TERMINAL:
-                if effects.fallback is not None:
-                    status = self._track(effects.fallback, rules.dispatch(self, effects.fallback))
-                    self.flush()
-                    return status
-                continue
-            targets.append((signal, row))
-        status = self._track(commit, rules.dispatch(self, commit))
-        self.flush()
-        if status != "applied":
-            return status
-        if effects.state is not None:
-            c.execute(sql.SET_STATE, (effects.state, commit.lease.id))
-        for signal, (target, target_status, awaits) in targets:
-            dedup = signal.dedup_key
-            if dedup is not None and c.execute(sql.DEDUP_GET, (target, dedup)).fetchone():
-                continue  # spec §5.6: a repeat of a delivered signal
-            inserted = c.execute(
-                sql.DELIVER_SIGNAL, (target, signal.name, signal.payload, signal.dedup_key)
-            ).fetchone()
-            if signal.dedup_key is not None and inserted is not None:
-                c.execute(sql.DEDUP_SET, (target, signal.dedup_key, inserted[0]))
-            if target_status == "awaiting" and signal.name in awaits:
-                c.execute(sql.WAKE_NOW, (target,))
-                self.wakes = True
-                if target in self.effects.live:
-                    self.effects.live[target] = ("scheduled", ())
-        for item in effects.inserts:
-            try:
-                with c.transaction():  # a savepoint: a live key skips this insert only
-                    insert_rows(c, [item])
-            except DuplicateKey:
-                continue
-            self.wakes = True
         return status
 
     # --- CommitWriter: runs of next/done/stop are batched, the rest one by one ---

@@ -17,6 +17,7 @@ from typing import Any
 from . import _sqlite_sql as sql, _store_rules as rules
 from ._exceptions import DuplicateKey
 from ._records import (
+    TERMINAL,
     AwaitCommit,
     ChildrenCommit,
     Commit,
@@ -148,7 +149,7 @@ def complete_one(c: sqlite3.Connection, commit: Commit, now: float) -> CommitSta
     for signal in effects.signals:
         query = sql.TARGET_BY_ID if isinstance(signal.target, int) else sql.TARGET_BY_KEY
         row = c.execute(query, (signal.target,)).fetchone()
-        if row is None or row[1] in rules.TERMINAL:
+        if row is None or row[1] in TERMINAL:
             if effects.fallback is not None:
                 return rules.dispatch(Writer(c, now), effects.fallback)
             continue

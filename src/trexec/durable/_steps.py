@@ -11,9 +11,9 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, assert_never
 
-from .. import telemetry
 import attrs
 
+from .. import telemetry
 from ._effects import WithEffects
 from ._machine import Codec, Context, Instance, Machine, Signal
 from ._outcomes import Await, Done, Next, Outcome, Retry, ScheduleChildren, Stop, reason_text

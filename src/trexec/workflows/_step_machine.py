@@ -195,14 +195,16 @@ class _StepMachine(Machine):
         # never lost after the result commits). If the run is no longer live at
         # commit time, the fallback parks the instance at "report", which finds
         # out why (spec §6.11.2).
-        assert task.run_id is not None
+        assert task.run_id is not None and task.outcome != "pending"
         report = StepReport(
             task.step, task.outcome, task.attempt, task.result, task.error_type, task.error
         )
         signal = SignalSpec(
             # No dedup key: this report cannot repeat, it is written by the one
             # commit that ends the instance (the fallback's report has one).
-            task.run_id, "step_finished", _converter.unstructure(report)
+            task.run_id,
+            "step_finished",
+            _converter.unstructure(report),
         )
         return WithEffects(_ended(task), signals=[signal], fallback=Next("report", task))
 
