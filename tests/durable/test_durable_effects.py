@@ -1,4 +1,4 @@
-"""Outcomes with effects (spec §5.4.9): a step's outcome and the signals and
+"""Outcomes with effects (spec §5.4.10): a step's outcome and the signals and
 inserts its commit writes, in one transaction, on every store kind."""
 
 from __future__ import annotations

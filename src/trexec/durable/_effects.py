@@ -1,5 +1,5 @@
 """Outcomes with effects: a step's outcome plus the signals and inserts its
-commit writes in the same transaction (spec §5.4.9).
+commit writes in the same transaction (spec §5.4.10).
 
 This is the engine's building block for extensions that coordinate several
 instances (workflows: a step's result and its report to the run in one commit;

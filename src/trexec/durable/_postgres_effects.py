@@ -1,4 +1,4 @@
-"""The effects of a batch of commits on PostgreSQL (spec §5.4.9), written with
+"""The effects of a batch of commits on PostgreSQL (spec §5.4.10), written with
 one statement per kind like the commits themselves (spec §8.8): a signal per
 report and an insert per dispatched instance would otherwise cost a round trip
 each inside the batch's transaction."""
@@ -102,7 +102,7 @@ class PendingEffects:
 
 def one_by_one(batch: CompleteBatch, commit: Commit, effects: Effects) -> CommitStatus:
     """Write ``commit`` of the ``CompleteBatch`` ``batch`` and its effects one
-    statement at a time (keyed targets, dedup keys, parents: spec §5.4.9)."""
+    statement at a time (keyed targets, dedup keys, parents: spec §5.4.10)."""
     from ._postgres_ops import insert_rows
 
     batch.flush()

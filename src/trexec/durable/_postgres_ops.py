@@ -260,7 +260,7 @@ class CompleteBatch:
         return status
 
     def _queue_effects(self, commit: Commit, effects: Effects) -> CommitStatus:
-        # spec §5.4.9, in bulk: the rows' statuses as this batch left them decide.
+        # spec §5.4.10, in bulk: the rows' statuses as this batch left them decide.
         pending = self.effects
         targets = []
         for signal in effects.signals:

@@ -137,7 +137,7 @@ INSERT = (
     " AS i(machine, version, step, state, key, parent_id, delay, n) ORDER BY n"
     " RETURNING id"
 )
-# A key a live instance holds skips that row (spec §5.4.9: effects never clash).
+# A key a live instance holds skips that row (spec §5.4.10: effects never clash).
 INSERT_SKIP_LIVE = INSERT.replace(" RETURNING id", " ON CONFLICT DO NOTHING RETURNING id")
 LOCK_PARENTS = "SELECT id FROM trexec_instances WHERE id = ANY(%s) ORDER BY id FOR UPDATE"
 PARENT_ADD_CHILDREN = (
@@ -345,9 +345,9 @@ LOCK_ROWS = "SELECT id FROM trexec_instances WHERE id = ANY(%s) ORDER BY id FOR 
 
 # --- signals (spec §5.6) ------------------------------------------------------
 TARGET_BY_ID = "SELECT id, status, awaits FROM trexec_instances WHERE id = %s FOR UPDATE"
-#: A finished instance's final state (spec §5.4.9, ``Effects.state``).
+#: A finished instance's final state (spec §5.4.10, ``Effects.state``).
 SET_STATE = "UPDATE trexec_instances SET state = %s WHERE id = %s"
-# --- effects written in bulk (spec §5.4.9, _postgres_effects) ---
+# --- effects written in bulk (spec §5.4.10, _postgres_effects) ---
 FENCE_EFFECTS = (
     "SELECT id, status, token, parent_id, awaits FROM trexec_instances"
     " WHERE id = ANY(%s) ORDER BY id FOR UPDATE"

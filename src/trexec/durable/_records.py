@@ -155,7 +155,7 @@ class RateLimitPolicy:
 
 @attrs.frozen
 class SignalEffect:
-    """A signal a commit delivers in its own transaction (spec §5.4.9): as
+    """A signal a commit delivers in its own transaction (spec §5.4.10): as
     ``Store.deliver_signal`` would, to the live instance ``target`` (an id or a
     business key)."""
 
@@ -168,7 +168,7 @@ class SignalEffect:
 @attrs.frozen
 class Effects:
     """What a commit also writes, in the same transaction, when it applies
-    (spec §5.4.9): ``signals`` delivered to other live instances, ``inserts``
+    (spec §5.4.10): ``signals`` delivered to other live instances, ``inserts``
     (keyed instances; one whose key a live instance holds is skipped, never an
     error). If a signal's target is no longer live, ``fallback`` (a commit of
     the same lease, without effects) applies instead and nothing else does;
@@ -227,7 +227,7 @@ class AwaitCommit:
     state: str
     awaits: tuple[str, ...]
     timeout: float | None = None
-    #: Awaited signal ids deleted first (spec §5.4.9: parking again after a wake).
+    #: Awaited signal ids deleted first (spec §5.4.10: parking again after a wake).
     consumed: tuple[int, ...] = ()
     effects: Effects | None = attrs.field(default=None, kw_only=True)
 

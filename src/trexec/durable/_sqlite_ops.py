@@ -144,7 +144,7 @@ def complete_one(c: sqlite3.Connection, commit: Commit, now: float) -> CommitSta
     effects = commit.effects
     if effects is None:
         return rules.dispatch(Writer(c, now), commit)
-    # spec §5.4.9: the effects are written in the commit's transaction, if it applies.
+    # spec §5.4.10: the effects are written in the commit's transaction, if it applies.
     targets = []
     for signal in effects.signals:
         query = sql.TARGET_BY_ID if isinstance(signal.target, int) else sql.TARGET_BY_KEY

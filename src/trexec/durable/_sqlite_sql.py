@@ -199,7 +199,7 @@ PARENT_RELEASE_BARRIER = (
 
 # --- signals (spec §5.6) ------------------------------------------------------
 TARGET_BY_ID = "SELECT id, status, awaits FROM instances WHERE id = ?"
-#: A finished instance's final state (spec §5.4.9, ``Effects.state``).
+#: A finished instance's final state (spec §5.4.10, ``Effects.state``).
 SET_STATE = "UPDATE instances SET state = ? WHERE id = ?"
 TARGET_BY_KEY = (
     "SELECT id, status, awaits FROM instances WHERE key = ?"

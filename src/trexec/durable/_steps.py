@@ -228,7 +228,7 @@ class StepRunner:
         error) for a non-outcome or a value that cannot be stored (spec §5.1.4)."""
         if not isinstance(outcome, WithEffects):
             return _storable(self._encode(job, outcome, consumed))
-        # spec §5.4.9: the effects are written by the same commit.
+        # spec §5.4.10: the effects are written by the same commit.
         commit = _storable(self._encode(job, outcome.outcome, consumed))
         if outcome.consume and isinstance(commit, AwaitCommit):
             commit = attrs.evolve(commit, consumed=consumed)
