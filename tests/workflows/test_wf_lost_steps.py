@@ -139,3 +139,20 @@ async def test_a_step_the_engine_stops_fails_the_run_naming_the_reason(store):
     expected = f"step 'second' failed: StepLost: its step instance {second.id} was stopped: "
     assert run.error.startswith(expected)
     assert log == ["first", "undo first"]
+
+
+async def test_a_failed_step_instance_keeps_its_outcome_for_the_watchdog(store):
+    # spec §6.14.2: a step's failure and its report are one commit; the stopped
+    # instance also keeps its outcome, so a run whose watchdog reads it before
+    # taking the report counts the real failure, not a lost step.
+    async def broken(ctx):
+        raise ValueError("planned failure")
+
+    wf = Workflow("keeps", [Step("s", broken)])
+    async with durable.open_engine(store, workflows=[wf], **FAST) as engine:
+        run = await engine.wait(await engine.start_workflow(wf, None), timeout=10)
+        step = await engine.get(f"{run.state.run_key}/s")
+    assert step.status == "stopped"
+    assert (step.state.outcome, step.state.error) == ("failed", "planned failure")
+    assert _watchdog.lost_report("s", step).error == "planned failure"
+    assert run.error == "step 's' failed: ValueError: planned failure"

@@ -206,7 +206,18 @@ class _StepMachine(Machine):
             "step_finished",
             _converter.unstructure(report),
         )
-        return WithEffects(_ended(task), signals=[signal], fallback=Next("report", task))
+        # A failed or skipped step also stores its outcome in its state: a run
+        # whose watchdog reads the stopped instance before it takes this report
+        # counts it with that outcome (spec §6.14.2), not as lost. (A done
+        # instance is never taken for lost.)
+        ended = task.outcome != "done"
+        return WithEffects(
+            _ended(task),
+            signals=[signal],
+            fallback=Next("report", task),
+            state=task if ended else None,
+            has_state=ended,
+        )
 
     async def _report(self, task: TaskState, ctx: Context) -> Outcome:
         assert ctx.engine is not None and task.run_id is not None
