@@ -83,7 +83,8 @@ def bench(session: nox.Session) -> None:
     Each script's stdout (its Markdown tables) is kept in bench/results/<name>.md
     for the report and echoed here; its stderr goes to the terminal as is.
     ``nox -s bench -- bench_actions`` runs only the scripts whose name contains
-    one of the given words.
+    one of the given words. The report goes to bench/results/report/ (untracked);
+    ``nox -s bench -- --write-report`` refreshes docs/benchmarks.md and docs/img/.
     """
     # Peer libraries and plotting are installed here only, never as trexec dependencies.
     peers = ["anyio", "dbos", "pgqueuer", "asyncpg", "procrastinate"]
@@ -91,8 +92,10 @@ def bench(session: nox.Session) -> None:
     results = ROOT / "bench" / "results"
     results.mkdir(exist_ok=True)
     failed = []
+    write = "--write-report" in session.posargs
+    words = [word for word in session.posargs if word != "--write-report"]
     for script in sorted((ROOT / "bench").glob("bench_*.py")):
-        if session.posargs and not any(word in script.stem for word in session.posargs):
+        if words and not any(word in script.stem for word in words):
             continue
         captured = results / f"{script.stem}.md"
         try:
@@ -101,6 +104,7 @@ def bench(session: nox.Session) -> None:
         except nox.command.CommandFailed:
             failed.append(script.name)  # the report says so; the session fails below
         print(captured.read_text(encoding="utf-8"))
-    session.run("python", str(ROOT / "bench" / "report.py"), *(f"--failed={f}" for f in failed))
+    options = [*(f"--failed={f}" for f in failed), *(["--write-report"] if write else [])]
+    session.run("python", str(ROOT / "bench" / "report.py"), *options)
     if failed:
         session.error(f"benchmark scripts failed: {', '.join(failed)}")

@@ -1,10 +1,14 @@
-"""Peer baselines on PostgreSQL: pgqueuer and procrastinate draining no-op jobs.
+"""Peer baselines on PostgreSQL: pgqueuer and procrastinate draining no-op jobs,
+and DBOS running three-step no-op workflows with a PostgreSQL system database.
 
 Same server, same machine, same run as trexec's bench_durable_pg.py. Each peer
 gets its own database (created here, dropped at the end) so that nothing
 collides with trexec's schema. Workload: N no-op jobs enqueued in batches, then
 1, 2 and 4 worker processes drain the queue; figure = jobs/s from the first
-worker start until the queue is empty (enqueue time excluded).
+worker start until the queue is empty (enqueue time excluded). DBOS: N/5
+three-step workflows started at once in one process and awaited; its row counts
+steps (jobs/s = steps/s), to compare with trexec workflows
+(bench_workflows.py measures both side by side).
 
 Peers are installed only in the bench session (`nox -s bench`), never as
 trexec dependencies. Usage: python bench/bench_peers_pg.py [--jobs N] [--dsn DSN]
@@ -161,6 +165,35 @@ def measure(jobs: int, processes: list[int], batch: int) -> list[dict[str, objec
     return rows
 
 
+def _dbos_process(dsn: str, workflows: int, out: mp.Queue) -> None:  # type: ignore[type-arg]
+    import sys
+
+    sys.path.insert(0, str(pathlib.Path(__file__).parent))
+    import bench_peers_sqlite
+
+    out.put(asyncio.run(bench_peers_sqlite.run_dbos(workflows, 0, dsn))["steps_per_s"])
+
+
+def measure_dbos(workflows: int) -> dict[str, object]:
+    """DBOS (system database on this server): three-step no-op workflows."""
+    db = "trexec_bench_dbos"
+    _recreate_db(db)
+    try:
+        ctx = mp.get_context("spawn")
+        out = ctx.Queue()
+        p = ctx.Process(target=_dbos_process, args=(_dsn(db), workflows, out))
+        p.start()
+        p.join(timeout=900)
+        if p.exitcode != 0:
+            raise RuntimeError(f"DBOS exited with {p.exitcode}")
+        rate = float(out.get(timeout=1))
+    finally:
+        _drop_db(db)
+    print(f"  {'DBOS':14} 1 proc: {rate:9.0f} steps/s", flush=True)
+    return {"peer": "DBOS workflows (steps)", "processes": 1, "jobs": 3 * workflows,
+            "jobs_per_s": rate}  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=10_000)
@@ -170,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     processes = [int(p) for p in args.processes.split(",")]
     print(f"peers on PostgreSQL: drain {args.jobs} no-op jobs, batch {args.batch}")
     rows = measure(args.jobs, processes, args.batch)
+    rows.append(measure_dbos(max(1, args.jobs // 5)))
     print()
     print("| peer | processes | jobs/s |")
     print("|---|---:|---:|")

@@ -22,13 +22,18 @@ RESULTS = pathlib.Path(__file__).parent / "results"
 
 
 async def _run(workflows: int, latency_samples: int, db_path: str) -> dict[str, float]:
+    return await run_dbos(workflows, latency_samples, f"sqlite:///{db_path}")
+
+
+async def run_dbos(workflows: int, latency_samples: int, system_db: str) -> dict[str, float]:
+    """DBOS with its system database at ``system_db`` (SQLite or PostgreSQL URL)."""
     from dbos import DBOS
 
     logging.getLogger("dbos").setLevel(logging.WARNING)
     DBOS(
         config={
             "name": "bench",
-            "system_database_url": f"sqlite:///{db_path}",
+            "system_database_url": system_db,
             "log_level": "WARNING",
             # DBOS polls SQLite for notifications (1 s by default): give it its best setting.
             "notification_listener_polling_interval_sec": 0.01,
@@ -68,7 +73,7 @@ async def _run(workflows: int, latency_samples: int, db_path: str) -> dict[str, 
             latencies.append(woke - sent)
     finally:
         DBOS.destroy()
-    latencies.sort()
+    latencies.sort() if latencies else latencies.append(0.0)
     return {
         "steps_per_s": 3 * workflows / elapsed,
         "latency_p50_ms": 1000 * statistics.median(latencies),

@@ -515,8 +515,9 @@ def write_report(failed: list[str]) -> str:
         "## Reproduce",
         "",
         "```console",
-        "nox -s bench                   # every bench/bench_*.py, then this report",
+        "nox -s bench                   # every bench/bench_*.py; report in bench/results/report/",
         "nox -s bench -- bench_actions  # one script; the others keep their last results",
+        "nox -s bench -- --write-report # also refresh this page and docs/img/",
         "```",
         "",
     ]
@@ -537,6 +538,9 @@ def write_report(failed: list[str]) -> str:
     out += [*targets_markdown(), ""]
     if reported:
         out += ["As the scripts report them:", "", *reported, ""]
+    notes = BENCH / "optimisations.md"
+    if notes.exists():  # hand-written: what each optimisation bought, before/after
+        out += [notes.read_text("utf-8").rstrip(), ""]
     json_files = {p.stem: p for p in RESULTS.glob("*.json")} if RESULTS.exists() else {}
     not_measured = []
     for old in [*IMAGES.glob("bench_*.png"), *IMAGES.glob("compare-*.png")]:
@@ -624,7 +628,18 @@ def main(argv: list[str] | None = None) -> None:
         metavar="SCRIPT",
         help="a bench script that failed in this run (repeatable)",
     )
+    parser.add_argument(
+        "--write-report",
+        action="store_true",
+        help="refresh docs/benchmarks.md and docs/img/ (tracked files); by default the"
+        " page and its plots go to bench/results/report/, outside the tracked tree",
+    )
     args = parser.parse_args(argv)
+    global PAGE, IMAGES
+    if not args.write_report:
+        PAGE = RESULTS / "report" / "benchmarks.md"
+        IMAGES = RESULTS / "report" / "img"
+        IMAGES.mkdir(parents=True, exist_ok=True)
     PAGE.write_text(write_report(args.failed), encoding="utf-8")
     print(f"report: wrote {PAGE.relative_to(ROOT)} and {IMAGES.relative_to(ROOT)}/bench_*.png")
 

@@ -220,40 +220,35 @@ async def test_engine_cancel_before_a_scheduled_run_starts_runs_nothing(store, a
 
 
 async def test_a_rerun_of_plan_does_not_dispatch_a_step_twice(store, monkeypatch, autojump_clock):
-    # spec §6.10.2: the run's plan step fails after dispatching "b" and before its
-    # commit; "b" finishes before the re-run dispatches: it must not run again.
+    # spec §6.10.2: the run's plan step fails after choosing to dispatch "b" and
+    # before its commit; the dispatch is part of that commit (§6.6.2), so nothing
+    # was inserted and the re-run dispatches "b" exactly once.
     from trexec.workflows import _run_machine
 
     runs = []
-    gate = trio.Event()
 
     async def a(ctx):
         return "a"
 
     async def b(ctx):
         runs.append(ctx.attempt)
-        with trio.fail_after(5):
-            await gate.wait()
         return "b"
 
-    real = _run_machine.insert_steps
+    real = _run_machine.step_specs
     calls = []
 
-    async def crashing_insert(engine, wf, run_id, state, steps, delay, *, skip_live):
+    def crashing_specs(wf, run_id, state, steps, delay=0.0):
         calls.append(tuple(steps))
-        if len(calls) == 2:  # the re-run: "b" ends before it dispatches
-            gate.set()
-            await engine.wait(f"{state.run_key}/b", timeout=5)
-        out = await real(engine, wf, run_id, state, steps, delay, skip_live=skip_live)
         if len(calls) == 1:
             raise RuntimeError("lost before the commit")
-        return out
+        return real(wf, run_id, state, steps, delay)
 
-    monkeypatch.setattr(_run_machine, "insert_steps", crashing_insert)
+    monkeypatch.setattr(_run_machine, "step_specs", crashing_specs)
     wf = Workflow("rerun", [Step("a", a), Step("b", b, after=["a"])])
     async with durable.open_engine(store, workflows=[wf], workers=4, **FAST) as engine:
         run = await engine.wait(await engine.start_workflow(wf, None), timeout=10)
         instances = await engine.list(machine="workflow:rerun:step")
+    assert calls == [("b",), ("b",)]
     assert run.status == "done"
     assert run.result == {"a": "a", "b": "b"}
     assert [i.key for i in instances].count(f"{run.state.run_key}/b") == 1

@@ -180,7 +180,7 @@ async def test_an_infrastructure_error_after_many_user_retries_is_still_retried(
     """spec §6.10.4: infrastructure errors are counted apart from the user's retries."""
     from trexec.workflows import _step_machine
 
-    real_get = _step_machine.get_instance
+    real_get = _step_machine.run_view
     attempts: list[int] = []
     hiccups: list[int] = []
 
@@ -190,7 +190,7 @@ async def test_an_infrastructure_error_after_many_user_retries_is_still_retried(
             raise RuntimeError("store hiccup")
         return await real_get(engine, target)
 
-    monkeypatch.setattr(_step_machine, "get_instance", get_with_a_hiccup)
+    monkeypatch.setattr(_step_machine, "run_view", get_with_a_hiccup)
 
     async def flaky(ctx):
         attempts.append(ctx.attempt)

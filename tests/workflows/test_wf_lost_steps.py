@@ -95,19 +95,20 @@ async def test_a_step_cancelled_while_the_run_is_failing_ends_the_run(store):
 
 
 def refuse_marker(store) -> None:
-    """A rule of the application's own that the database enforces: no state may
-    hold the text 'forbidden-value' (spec §5.5.9)."""
+    """A rule of the application's own that the database enforces: no result may
+    hold the text 'forbidden-value' (spec §5.5.9). A step's result is committed
+    with its instance's end (and its report, spec §6.6.2): that commit is refused."""
     if getattr(store, "schema", None):
         with psycopg.connect(PG_URL, autocommit=True) as conn:
             conn.execute(
                 f'ALTER TABLE "{store.schema}".trexec_instances'
-                " ADD CONSTRAINT app_rule CHECK (state NOT LIKE '%forbidden-value%')"
+                " ADD CONSTRAINT app_rule CHECK (result NOT LIKE '%forbidden-value%')"
             )
         return
     with raw_connection(store) as conn:
         conn.execute(
-            "CREATE TRIGGER app_rule BEFORE UPDATE OF state ON instances"
-            " WHEN NEW.state LIKE '%forbidden-value%' BEGIN SELECT RAISE(ABORT, 'app rule'); END"
+            "CREATE TRIGGER app_rule BEFORE UPDATE OF result ON instances"
+            " WHEN NEW.result LIKE '%forbidden-value%' BEGIN SELECT RAISE(ABORT, 'app rule'); END"
         )
 
 
@@ -138,3 +139,20 @@ async def test_a_step_the_engine_stops_fails_the_run_naming_the_reason(store):
     expected = f"step 'second' failed: StepLost: its step instance {second.id} was stopped: "
     assert run.error.startswith(expected)
     assert log == ["first", "undo first"]
+
+
+async def test_a_failed_step_instance_keeps_its_outcome_for_the_watchdog(store):
+    # spec §6.14.2: a step's failure and its report are one commit; the stopped
+    # instance also keeps its outcome, so a run whose watchdog reads it before
+    # taking the report counts the real failure, not a lost step.
+    async def broken(ctx):
+        raise ValueError("planned failure")
+
+    wf = Workflow("keeps", [Step("s", broken)])
+    async with durable.open_engine(store, workflows=[wf], **FAST) as engine:
+        run = await engine.wait(await engine.start_workflow(wf, None), timeout=10)
+        step = await engine.get(f"{run.state.run_key}/s")
+    assert step.status == "stopped"
+    assert (step.state.outcome, step.state.error) == ("failed", "planned failure")
+    assert _watchdog.lost_report("s", step).error == "planned failure"
+    assert run.error == "step 's' failed: ValueError: planned failure"

@@ -7,6 +7,7 @@ errors; the SQL itself lives in ``_postgres_sql.py``.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -15,13 +16,16 @@ import psycopg.errors
 
 from . import _postgres_sql as sql, _store_rules as rules
 from ._exceptions import DuplicateKey
+from ._postgres_effects import PendingEffects, batchable, one_by_one
 from ._records import (
+    TERMINAL,
     AwaitCommit,
     ChildrenCommit,
     Commit,
     CommitStatus,
     Delivery,
     DoneCommit,
+    Effects,
     NewInstance,
     NextCommit,
     RetryCommit,
@@ -125,11 +129,30 @@ class CompleteBatch:
         self._stop: list[StopCommit] = []
         self._consumed: list[tuple[int, int]] = []
         self._finished: list[tuple[int, int | None]] = []
+        self._await: list[AwaitCommit] = []
+        self.effects = PendingEffects()
 
     def lock(self, commits: Sequence[Commit]) -> None:
-        ids = sorted({commit.lease.id for commit in commits})
-        for id_, status, token, parent_id in self.c.execute(sql.FENCE, {"ids": ids}):
+        # The targets of signal effects too, in the same id order (no deadlock).
+        ids = sorted(
+            {commit.lease.id for commit in commits}
+            | {
+                s.target
+                for c in commits
+                if c.effects is not None
+                for s in c.effects.signals
+                if isinstance(s.target, int)
+            }
+        )
+        if not any(commit.effects is not None for commit in commits):
+            for id_, status, token, parent_id in self.c.execute(sql.FENCE, {"ids": ids}):
+                self.rows[id_] = (status, token, parent_id)
+            return
+        for id_, status, token, parent_id, awaits in self.c.execute(
+            sql.FENCE_EFFECTS, {"ids": ids}
+        ):
             self.rows[id_] = (status, token, parent_id)
+            self.effects.live[id_] = (status, awaits)
 
     def add(self, commit: Commit) -> CommitStatus:
         id_ = commit.lease.id
@@ -143,7 +166,38 @@ class CompleteBatch:
         if status != "running" or token != commit.lease.token:
             return "stale"
         self.rows[id_] = ("committed", token, parent_id)  # a second commit is stale
-        return rules.dispatch(self, commit)
+        if commit.effects is None:
+            return self._track(commit, rules.dispatch(self, commit))
+        if batchable(commit.effects.signals, commit.effects.inserts):
+            return self._queue_effects(commit, commit.effects)
+        return one_by_one(self, commit, commit.effects)
+
+    def _track(self, commit: Commit, status: CommitStatus) -> CommitStatus:
+        if status == "applied" and self.effects.live:
+            self.effects.committed(commit)
+        return status
+
+    def _queue_effects(self, commit: Commit, effects: Effects) -> CommitStatus:
+        # spec §5.4.10, in bulk: the rows' statuses as this batch left them decide.
+        pending = self.effects
+        targets = []
+        for signal in effects.signals:
+            assert isinstance(signal.target, int)
+            live = pending.live.get(signal.target)
+            if live is None or live[0] in TERMINAL:
+                if effects.fallback is not None:
+                    return self._track(effects.fallback, rules.dispatch(self, effects.fallback))
+                continue
+            targets.append((signal, live))
+        status = self._track(commit, rules.dispatch(self, commit))
+        if status != "applied":
+            return status
+        for signal, live in targets:
+            pending.signal(signal, live)
+        pending.inserts += effects.inserts
+        if effects.state is not None:
+            pending.states.append((commit.lease.id, effects.state))
+        return status
 
     # --- CommitWriter: runs of next/done/stop are batched, the rest one by one ---
 
@@ -166,15 +220,10 @@ class CompleteBatch:
         return "applied"
 
     def await_(self, commit: AwaitCommit) -> CommitStatus:
-        self.flush()
-        c, id_ = self.c, commit.lease.id
-        c.execute(
-            sql.COMPLETE_AWAIT,
-            (commit.step, commit.state, commit.timeout, list(commit.awaits), id_),
-        )
-        # spec §5.6: a matching signal that arrived before parking wakes it now.
-        if c.execute(sql.AWAIT_MATCHING_SIGNAL, (id_, list(commit.awaits))).fetchone():
-            c.execute(sql.WAKE_NOW, (id_,))
+        # Batched too (a run re-parks at every report): parked, consumed, then
+        # woken at flush if a matching signal is already in its inbox (spec §5.6).
+        self._await.append(commit)
+        self._consumed += [(sid, commit.lease.id) for sid in commit.consumed]
         return "applied"
 
     def children(self, commit: ChildrenCommit) -> CommitStatus:
@@ -203,6 +252,8 @@ class CompleteBatch:
 
     def flush(self) -> None:
         c = self.c
+        # Queued effects first: an await below must see the signals (spec §5.6).
+        self.wakes = self.effects.flush(c) or self.wakes
         if self._next:
             n = self._next
             c.execute(
@@ -235,7 +286,25 @@ class CompleteBatch:
                 c.execute(sql.LOCK_ROWS, (sorted(set(parents)),))
                 woke = c.execute(sql.PARENTS_CHILDREN_FINISHED, (parents,)).fetchall()
                 self.wakes = self.wakes or any(s == "scheduled" for _, s in woke)
+        if self._await:
+            a = self._await
+            ids = [x.lease.id for x in a]
+            c.execute(
+                sql.COMPLETE_AWAITS,
+                (
+                    ids,
+                    [x.step for x in a],
+                    [x.state for x in a],
+                    [x.timeout for x in a],
+                    [json.dumps(list(x.awaits)) for x in a],
+                    ids,
+                ),
+            )
+            # No lost wake-up: a matching signal already in the inbox wakes it now.
+            if c.execute(sql.WAKE_MATCHING, (ids,)).fetchall():
+                self.wakes = True
         self._next, self._done, self._stop, self._consumed, self._finished = [], [], [], [], []
+        self._await = []
 
 
 def duplicate_key(exc: psycopg.errors.UniqueViolation, items: Sequence[NewInstance]) -> str | None:

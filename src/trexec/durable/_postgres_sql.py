@@ -53,6 +53,8 @@ INSERT = (
     " ORDER BY n"
     " RETURNING id"
 )
+# A key a live instance holds skips that row (spec §5.4.10: effects never clash).
+INSERT_SKIP_LIVE = INSERT.replace(" RETURNING id", " ON CONFLICT DO NOTHING RETURNING id")
 LOCK_PARENTS = "SELECT id FROM trexec_instances WHERE id = ANY(%s) ORDER BY id FOR UPDATE"
 PARENT_ADD_CHILDREN = (
     "UPDATE trexec_instances p SET child_count = child_count + c.n,"
@@ -226,6 +228,19 @@ COMPLETE_AWAIT = (
     f" run_at = {NOW} + make_interval(secs => %s), awaits = %s, rate_limit = NULL,"
     f" weight = 1, lease_expires_at = NULL, updated_at = {NOW} WHERE id = %s"
 )
+COMPLETE_AWAITS = (
+    "UPDATE trexec_instances i SET status = 'awaiting', step = c.step, state = c.state,"
+    f" attempt = 1, run_at = {NOW} + make_interval(secs => c.timeout),"
+    " awaits = ARRAY(SELECT jsonb_array_elements_text(c.awaits::jsonb)), rate_limit = NULL,"
+    f" weight = 1, lease_expires_at = NULL, updated_at = {NOW}"
+    " FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::float8[], %s::text[])"
+    " AS c(id, step, state, timeout, awaits) WHERE i.id = c.id AND i.id = ANY(%s)"
+)
+WAKE_MATCHING = (
+    f"UPDATE trexec_instances i SET status = 'scheduled', run_at = {NOW}, updated_at = {NOW}"
+    " WHERE i.id = ANY(%s) AND i.status = 'awaiting' AND EXISTS (SELECT 1 FROM trexec_signals s"
+    " WHERE s.instance_id = i.id AND s.name = ANY(i.awaits)) RETURNING i.id"
+)
 # No lost wake-up: a matching signal already in the inbox makes it runnable now.
 AWAIT_MATCHING_SIGNAL = (
     "SELECT 1 FROM trexec_signals WHERE instance_id = %s AND name = ANY(%s) LIMIT 1"
@@ -272,6 +287,27 @@ LOCK_ROWS = "SELECT id FROM trexec_instances WHERE id = ANY(%s) ORDER BY id FOR 
 
 # --- signals (spec §5.6) ------------------------------------------------------
 TARGET_BY_ID = "SELECT id, status, awaits FROM trexec_instances WHERE id = %s FOR UPDATE"
+#: A finished instance's final state (spec §5.4.10, ``Effects.state``).
+SET_STATE = "UPDATE trexec_instances SET state = %s WHERE id = %s"
+# --- effects written in bulk (spec §5.4.10, _postgres_effects) ---
+# FENCE, with each row's awaits: the targets of signal effects are locked too.
+FENCE_EFFECTS = FENCE.replace(
+    "SELECT id, status, token, parent_id FROM", "SELECT id, status, token, parent_id, awaits FROM"
+)
+DELIVER_SIGNALS = (
+    "INSERT INTO trexec_signals (instance_id, name, payload, created_at)"
+    f" SELECT instance_id, name, payload, {NOW}"
+    " FROM unnest(%s::bigint[], %s::text[], %s::text[]) WITH ORDINALITY"
+    " AS s(instance_id, name, payload, n) ORDER BY n"
+)
+WAKE_MANY = (
+    f"UPDATE trexec_instances SET status = 'scheduled', run_at = {NOW}, updated_at = {NOW}"
+    " WHERE id = ANY(%s) AND status = 'awaiting'"
+)
+SET_STATES = (
+    "UPDATE trexec_instances i SET state = s.state FROM unnest(%s::bigint[], %s::text[])"
+    " AS s(id, state) WHERE i.id = s.id"
+)
 TARGET_BY_KEY = (
     "SELECT id, status, awaits FROM trexec_instances WHERE key = %s"
     " AND status NOT IN ('done', 'stopped', 'cancelled') FOR UPDATE"

@@ -160,6 +160,35 @@ class RateLimitPolicy:
     burst: float
 
 
+@attrs.frozen
+class SignalEffect:
+    """A signal a commit delivers in its own transaction (spec §5.4.10): as
+    ``Store.deliver_signal`` would, to the live instance ``target`` (an id or a
+    business key)."""
+
+    target: int | str
+    name: str
+    payload: str
+    dedup_key: str | None = None
+
+
+@attrs.frozen
+class Effects:
+    """What a commit also writes, in the same transaction, when it applies
+    (spec §5.4.10): ``signals`` delivered to other live instances, ``inserts``
+    (keyed instances; one whose key a live instance holds is skipped, never an
+    error). If a signal's target is no longer live, ``fallback`` (a commit of
+    the same lease, without effects) applies instead and nothing else does;
+    without a fallback that signal is dropped. ``state``: see below."""
+
+    signals: tuple[SignalEffect, ...] = ()
+    inserts: tuple[NewInstance, ...] = ()
+    fallback: Commit | None = None
+    #: The instance's own state, written with a ``done``/``stop`` commit (which
+    #: otherwise keeps the last committed state).
+    state: str | None = None
+
+
 # --- commits: one class per outcome kind (spec §5.4) -------------------------------
 #
 # A tagged union: a store applies a commit with ``match commit: case NextCommit():``,
@@ -180,6 +209,7 @@ class NextCommit:
     consumed: tuple[int, ...] = ()
     rate_limit: str | None = None
     weight: int = 1
+    effects: Effects | None = attrs.field(default=None, kw_only=True)
 
 
 @attrs.frozen
@@ -190,6 +220,7 @@ class RetryCommit:
     lease: Lease
     state: str
     delay: float = 0.0
+    effects: Effects | None = attrs.field(default=None, kw_only=True)
 
 
 @attrs.frozen
@@ -203,6 +234,9 @@ class AwaitCommit:
     state: str
     awaits: tuple[str, ...]
     timeout: float | None = None
+    #: Awaited signal ids deleted first (spec §5.4.10: parking again after a wake).
+    consumed: tuple[int, ...] = ()
+    effects: Effects | None = attrs.field(default=None, kw_only=True)
 
 
 @attrs.frozen
@@ -216,6 +250,7 @@ class ChildrenCommit:
     state: str
     children: tuple[NewInstance, ...] = ()
     consumed: tuple[int, ...] = ()
+    effects: Effects | None = attrs.field(default=None, kw_only=True)
 
 
 @attrs.frozen
@@ -225,6 +260,7 @@ class DoneCommit:
     kind: ClassVar[OutcomeKind] = "done"
     lease: Lease
     result: str
+    effects: Effects | None = attrs.field(default=None, kw_only=True)
 
 
 @attrs.frozen
@@ -234,6 +270,7 @@ class StopCommit:
     kind: ClassVar[OutcomeKind] = "stop"
     lease: Lease
     error: str
+    effects: Effects | None = attrs.field(default=None, kw_only=True)
 
 
 #: One step outcome to commit (spec §5.4).

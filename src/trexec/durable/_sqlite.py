@@ -281,19 +281,7 @@ class SqliteStore(SqlStore):
         def op(c: sqlite3.Connection) -> Delivery:
             with ops.write(c):
                 now = self._clock()
-                id_, status, awaits = ops.target(c, target)
-                if dedup_key is not None:
-                    row = c.execute(sql.DEDUP_GET, (id_, dedup_key)).fetchone()
-                    if row is not None:
-                        return Delivery(row[0], id_, True)
-                cursor = c.execute(sql.DELIVER_SIGNAL, (id_, name, payload, dedup_key, now))
-                signal_id = cursor.lastrowid
-                assert signal_id is not None
-                if dedup_key is not None:
-                    c.execute(sql.DEDUP_SET, (id_, dedup_key, signal_id))
-                if status == "awaiting" and name in json.loads(awaits):
-                    c.execute(sql.WAKE_NOW, (now, now, id_))
-                return Delivery(signal_id, id_, False)
+                return ops.deliver(c, ops.target(c, target), name, payload, dedup_key, now)
 
         return await self._run(op)
 

@@ -7,6 +7,7 @@ the SQL they execute is in ``_sqlite_sql.py``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
@@ -16,10 +17,12 @@ from typing import Any
 from . import _sqlite_sql as sql, _store_rules as rules
 from ._exceptions import DuplicateKey
 from ._records import (
+    TERMINAL,
     AwaitCommit,
     ChildrenCommit,
     Commit,
     CommitStatus,
+    Delivery,
     DoneCommit,
     InstanceRecord,
     NewInstance,
@@ -158,8 +161,56 @@ def target(c: sqlite3.Connection, target: int | str) -> tuple[int, str, str]:
     return rules.live_target(target, c.execute(query, (target,)).fetchone())
 
 
+def deliver(
+    c: sqlite3.Connection,
+    target: tuple[int, str, str],
+    name: str,
+    payload: str,
+    dedup_key: str | None,
+    now: float,
+) -> Delivery:
+    """Store a signal for the live instance ``target`` (id, status, awaits) and
+    wake it if it awaits ``name`` (spec §5.6)."""
+    id_, status, awaits = target
+    if dedup_key is not None:
+        row = c.execute(sql.DEDUP_GET, (id_, dedup_key)).fetchone()
+        if row is not None:
+            return Delivery(row[0], id_, True)
+    cursor = c.execute(sql.DELIVER_SIGNAL, (id_, name, payload, dedup_key, now))
+    signal_id = cursor.lastrowid
+    assert signal_id is not None
+    if dedup_key is not None:
+        c.execute(sql.DEDUP_SET, (id_, dedup_key, signal_id))
+    if status == "awaiting" and name in json.loads(awaits):
+        c.execute(sql.WAKE_NOW, (now, now, id_))
+    return Delivery(signal_id, id_, False)
+
+
 def complete_one(c: sqlite3.Connection, commit: Commit, now: float) -> CommitStatus:
-    return rules.dispatch(Writer(c, now), commit)
+    effects = commit.effects
+    if effects is None:
+        return rules.dispatch(Writer(c, now), commit)
+    # spec §5.4.10: the effects are written in the commit's transaction, if it applies.
+    targets = []
+    for signal in effects.signals:
+        query = sql.TARGET_BY_ID if isinstance(signal.target, int) else sql.TARGET_BY_KEY
+        row = c.execute(query, (signal.target,)).fetchone()
+        if row is None or row[1] in TERMINAL:
+            if effects.fallback is not None:
+                return rules.dispatch(Writer(c, now), effects.fallback)
+            continue
+        targets.append((signal, (int(row[0]), str(row[1]), str(row[2]))))
+    status = rules.dispatch(Writer(c, now), commit)
+    if status != "applied":
+        return status
+    if effects.state is not None:
+        c.execute(sql.SET_STATE, (effects.state, commit.lease.id))
+    for signal, target_row in targets:
+        deliver(c, target_row, signal.name, signal.payload, signal.dedup_key, now)
+    for item in effects.inserts:
+        with contextlib.suppress(DuplicateKey):  # a live instance holds its key: skipped
+            insert_rows(c, [item], now)
+    return status
 
 
 class Writer:
@@ -192,6 +243,7 @@ class Writer:
         params = (commit.step, commit.state, run_at, awaits, now)
         if not c.execute(sql.COMPLETE_AWAIT, (*params, id_, token)).rowcount:
             return _rejected(c, id_)
+        _consume(c, id_, commit.consumed)
         # spec §5.6: a matching signal that arrived before parking wakes it now.
         if c.execute(sql.AWAIT_MATCHING_SIGNAL, (id_, awaits)).fetchone():
             c.execute(sql.WAKE_NOW, (now, now, id_))

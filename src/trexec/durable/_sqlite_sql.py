@@ -261,6 +261,8 @@ PARENT_RELEASE_BARRIER = (
 
 # --- signals (spec §5.6) ------------------------------------------------------
 TARGET_BY_ID = "SELECT id, status, awaits FROM instances WHERE id = ?"
+#: A finished instance's final state (spec §5.4.10, ``Effects.state``).
+SET_STATE = "UPDATE instances SET state = ? WHERE id = ?"
 TARGET_BY_KEY = (
     "SELECT id, status, awaits FROM instances WHERE key = ?"
     " AND status NOT IN ('done', 'stopped', 'cancelled')"

@@ -11,7 +11,10 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, assert_never
 
+import attrs
+
 from .. import _validate, telemetry
+from ._effects import WithEffects
 from ._machine import Codec, Context, Instance, Machine, Signal
 from ._outcomes import Await, Done, Next, Outcome, Retry, ScheduleChildren, Stop, reason_text
 from ._records import (
@@ -19,11 +22,13 @@ from ._records import (
     ChildrenCommit,
     Commit,
     DoneCommit,
+    Effects,
     InstanceRecord,
     Job,
     NewInstance,
     NextCommit,
     RetryCommit,
+    SignalEffect,
     StopCommit,
 )
 
@@ -193,7 +198,8 @@ class StepRunner:
             try:
                 outcome = await machine.step(job.step, ctx)
                 # spec §5.6: a progressing outcome consumes the awaited ids received.
-                return self.encode(job, outcome, tuple(s.id for s in ctx.awaited)), outcome.kind
+                commit = self.encode(job, outcome, tuple(s.id for s in ctx.awaited))
+                return commit, commit.kind
             except Exception as exc:  # spec §5.4.7: raised, non-outcome, unstorable
                 error = exc
         logger.warning(
@@ -211,8 +217,6 @@ class StepRunner:
     ) -> tuple[Commit, str]:
         """``handle(error, ctx)`` with an empty inbox view, as the seed does; if it
         raises or its outcome cannot be stored, the instance stops (spec §5.4.7)."""
-        import attrs
-
         handle_ctx = attrs.evolve(ctx, awaited=(), all=(), children=())
         try:
             outcome = await machine.handle(error, handle_ctx)
@@ -224,7 +228,27 @@ class StepRunner:
     def encode(self, job: Job, outcome: Any, consumed: tuple[int, ...]) -> Commit:
         """Validate ``outcome`` and serialize it; raises TypeError/ValueError (a step
         error) for a non-outcome or a value that cannot be stored (spec §5.1.4)."""
-        return _storable(self._encode(job, outcome, consumed))
+        if not isinstance(outcome, WithEffects):
+            return _storable(self._encode(job, outcome, consumed))
+        # spec §5.4.10: the effects are written by the same commit.
+        commit = _storable(self._encode(job, outcome.outcome, consumed))
+        if outcome.consume and isinstance(commit, AwaitCommit):
+            commit = attrs.evolve(commit, consumed=consumed)
+        fallback = None
+        if outcome.fallback is not None:
+            fallback = _storable(self._encode(job, outcome.fallback, consumed))
+        dumps = self.codec.dumps
+        signals = tuple(
+            SignalEffect(s.target, s.name, dumps(s.payload), s.dedup_key) for s in outcome.signals
+        )
+        inserts = tuple(self.engine._new(spec) for spec in outcome.inserts)
+        if any("\x00" in (text or "") for s in signals for text in (s.name, s.dedup_key)):
+            raise ValueError("a signal effect names a signal or dedup key with a NUL")
+        state = None
+        if outcome.has_state:
+            state_cls = self.registry.state_class(job.machine, job.version)
+            state = dumps(outcome.state, state_cls)
+        return attrs.evolve(commit, effects=Effects(signals, inserts, fallback, state))
 
     def _encode(self, job: Job, outcome: Any, consumed: tuple[int, ...]) -> Commit:
         if not isinstance(outcome, Outcome):

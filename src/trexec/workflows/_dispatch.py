@@ -175,6 +175,24 @@ def as_run_state(state: Any) -> RunState:
     return state if isinstance(state, RunState) else _converter.structure(state, RunState)
 
 
+def step_specs(
+    wf: Workflow, run_id: int, state: RunState, steps: Sequence[str], delay: float = 0.0
+) -> list[InsertSpec]:
+    """One step-instance insert per name of ``steps``, keyed ``<run key>/<step>``."""
+    from ._step_machine import new_task, step_machine
+
+    return [
+        InsertSpec(
+            step_machine(wf),
+            new_task(state, name, run_id=run_id),
+            schedule_in=delay,
+            key=step_key(state.run_key, name),
+            priority=state.priority,  # spec §11.1: steps inherit the run's
+        )
+        for name in steps
+    ]
+
+
 async def insert_steps(
     engine: Any,
     wf: Workflow,
@@ -191,22 +209,11 @@ async def insert_steps(
     is left out and the rest inserted (again in one transaction); without it the
     call raises :class:`DispatchError` and inserts nothing (spec §6.7.3).
     """
-    from ._step_machine import new_task, step_machine
-
     pending = list(steps)
     clashes = 0
     # Each round inserts everything, or drops the steps found live and tries again.
     while pending:
-        specs = [
-            InsertSpec(
-                step_machine(wf),
-                new_task(state, name, run_id=run_id),
-                schedule_in=delay,
-                key=step_key(state.run_key, name),
-                priority=state.priority,  # spec §11.1: steps inherit the run's
-            )
-            for name in pending
-        ]
+        specs = step_specs(wf, run_id, state, pending, delay)
         try:
             ids = await engine.insert_many(specs)
         except DuplicateKey:
@@ -242,3 +249,27 @@ async def get_instance(engine: Any, target: int | str) -> Any:
         return await engine.get(target)
     except NoTarget:
         return None
+
+
+@attrs.frozen
+class RunView:
+    """What a step instance needs to know about its run before it starts."""
+
+    id: int
+    status: str
+    step: str
+    phase: str | None
+
+
+async def run_view(engine: Any, target: int | str) -> RunView | None:
+    """The run ``target``'s id, status, step and phase, or None when there is no
+    such instance: one read, the state's JSON parsed without building a
+    ``RunState`` (a step instance reads this before every attempt)."""
+    record = await engine.store.get(target)
+    if record is None:
+        return None
+    try:
+        phase = json.loads(record.state).get("phase")
+    except (ValueError, AttributeError):  # not a run's state: no phase
+        phase = None
+    return RunView(record.id, record.status, record.step, phase)

@@ -36,8 +36,9 @@ from ..durable import (
     ScheduleChildren,
     Stop,
 )
+from ..durable._effects import SignalSpec, WithEffects
 from ._definition import Workflow
-from ._dispatch import TERMINAL, get_instance, insert_steps, step_key
+from ._dispatch import TERMINAL, get_instance, step_key, step_specs
 from ._events import WorkflowEvent, emit
 from ._state import (
     RunState,
@@ -52,7 +53,7 @@ from ._state import (
     request_cancel,
     start_compensation,
 )
-from ._step_machine import infra_retry, new_compensation, step_machine
+from ._step_machine import RUN_STARTED, infra_retry, new_compensation, step_machine
 from ._watchdog import lost_reports, watch_delay
 
 logger = logging.getLogger("trexec.workflows")
@@ -77,7 +78,11 @@ class _RunMachine(Machine):
         state: RunState = ctx.state
         if step == "start":
             await self._emit(ctx, "run_started", data=state.input)
-            return _park(state)
+            # spec §6.12.3: its entry steps wait for this commit; wake them with it.
+            wake = [
+                SignalSpec(step_key(state.run_key, name), RUN_STARTED) for name in state.running
+            ]
+            return WithEffects(_park(state), signals=wake)
         if step == "park":
             return _park(state)
         if step == "plan":
@@ -128,15 +133,21 @@ class _RunMachine(Machine):
                 # Live ones are left out here too: one that ends between this check
                 # and the insert would otherwise free its key.
                 steps = tuple([n for n in steps if not await _dispatched(ctx.engine, state, n)])
-            await insert_steps(ctx.engine, wf, ctx.id, state, steps, 0.0, skip_live=True)
+            # spec §6.6.2: the step instances, the new step table and the parking
+            # (consuming the reports just folded) in ONE commit. A step whose
+            # instance is live keeps it (the insert is skipped, spec §6.7.3).
+            # Built before the state changes: a failure here reaches handle with
+            # the table as it was.
+            specs = step_specs(wf, ctx.id, state, steps)
             mark_dispatched(state, decision.steps)
-            return Next("park", state)
+            return WithEffects(_park(state), inserts=specs, consume=consumed)
         if decision.kind == "wait":
-            return Next("park", state) if consumed else _park(state)
+            return WithEffects(_park(state), consume=True) if consumed else _park(state)
         if decision.kind == "complete":
             state.phase = "done"
-            # Commit the final step table first: Done keeps the last committed state.
-            return Next("finish", state)
+            # spec §6.6.3: the final step table is committed with the end.
+            await self._emit(ctx, "run_completed", data=state.results)
+            return WithEffects(Done(state.results), state=state, has_state=True, consume=False)
         if decision.kind == "compensate":
             # spec §6.9: one commit marks the run failed (phase "compensating") and
             # dispatches the compensation of the newest completed step.

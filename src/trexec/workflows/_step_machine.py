@@ -20,6 +20,7 @@ import attrs
 import cattrs
 
 from ..durable import (
+    Await,
     Context,
     Done,
     DuplicateKey,
@@ -31,13 +32,16 @@ from ..durable import (
     Retry,
     Stop,
 )
+from ..durable._effects import SignalSpec, WithEffects
 from ._definition import StepContext, StepFailure, Workflow
-from ._dispatch import TERMINAL, as_run_state, get_instance, step_key
+from ._dispatch import TERMINAL, as_run_state, get_instance, run_view, step_key
 from ._events import WorkflowEvent, emit
 from ._exceptions import StepResultError
 from ._state import RunState, StepReport
 
 _converter = cattrs.Converter()
+#: The signal a run sends its entry steps once it has started (spec §6.12.3).
+RUN_STARTED = "run_started"
 #: After this many engine attempts an infrastructure error (a store that keeps
 #: failing) stops the step instance instead of retrying it forever.
 MAX_INFRA_ATTEMPTS = 10
@@ -115,25 +119,30 @@ class _StepMachine(Machine):
         spec = wf.step(task.step)
         if task.kind == "step":
             target = task.run_id if task.run_id is not None else task.run_key
-            run = await get_instance(ctx.engine, target)
+            run = await run_view(ctx.engine, target)
             if run is None or run.status in TERMINAL:
                 # spec §6.11: the run was cancelled (or is gone): start nothing, and
                 # make sure what it completed gets compensated.
                 if run is not None and run.status == "cancelled":
-                    await compensate_cancelled_run(ctx.engine, self.workflow, run)
+                    cancelled = await get_instance(ctx.engine, run.id)
+                    if cancelled is not None:
+                        await compensate_cancelled_run(ctx.engine, self.workflow, cancelled)
                 status = "gone" if run is None else run.status
                 return Stop(f"skipped: run {task.run_key!r} is {status}")
             task.run_id = run.id
             if run.step == "start":
                 # spec §6.12.3: the run publishes run_started in its first step, and
                 # every step_started comes after it: wait for the run to get there.
-                return Retry(task, min(0.005 * 2 ** min(ctx.attempt, 10), 0.5))
-            if as_run_state(run.state).phase != "running":
+                # Its start commit signals "run_started" to its entry steps (a signal
+                # that comes before this parks wakes it at once, §5.6); the timeout
+                # is a safety net.
+                return Await([RUN_STARTED], "start", task, timeout=0.5)
+            if run.phase != "running":
                 # spec §6.8: a failing or cancelling run dispatches nothing new; a
                 # step dispatched just before is skipped, and says so to its run.
                 task.outcome = "skipped"
                 await self._emit(ctx, task, "step_skipped")
-                return Next("report", task)
+                return self._reported(task, ctx)
         # A compensation always runs once dispatched (spec §6.9): undoing is wanted
         # even if its run was cancelled meanwhile.
         assert task.run_id is not None
@@ -171,14 +180,44 @@ class _StepMachine(Machine):
                 await self._parent_cancelled(ctx)
                 return Stop(f"{task.error_type}: {task.error}")
             await self._emit(ctx, task, "step_failed", f"{task.error_type}: {task.error}")
-            return Next("report", task)
+            return self._reported(task, ctx)
         task.outcome = "done"
         task.result = result
         if task.kind == "compensation":
             await self._parent_cancelled(ctx)
             return Done(result)
         await self._emit(ctx, task, "step_completed", result)
-        return Next("report", task)
+        return self._reported(task, ctx)
+
+    def _reported(self, task: TaskState, ctx: Context) -> Outcome:
+        # spec §6.6.2: the step's outcome and its report to the run in ONE commit
+        # (the run never sees a result that could still be lost, and a report is
+        # never lost after the result commits). If the run is no longer live at
+        # commit time, the fallback parks the instance at "report", which finds
+        # out why (spec §6.11.2).
+        assert task.run_id is not None and task.outcome != "pending"
+        report = StepReport(
+            task.step, task.outcome, task.attempt, task.result, task.error_type, task.error
+        )
+        signal = SignalSpec(
+            # No dedup key: this report cannot repeat, it is written by the one
+            # commit that ends the instance (the fallback's report has one).
+            task.run_id,
+            "step_finished",
+            _converter.unstructure(report),
+        )
+        # A failed or skipped step also stores its outcome in its state: a run
+        # whose watchdog reads the stopped instance before it takes this report
+        # counts it with that outcome (spec §6.14.2), not as lost. (A done
+        # instance is never taken for lost.)
+        ended = task.outcome != "done"
+        return WithEffects(
+            _ended(task),
+            signals=[signal],
+            fallback=Next("report", task),
+            state=task if ended else None,
+            has_state=ended,
+        )
 
     async def _report(self, task: TaskState, ctx: Context) -> Outcome:
         assert ctx.engine is not None and task.run_id is not None
@@ -202,11 +241,7 @@ class _StepMachine(Machine):
             run = await get_instance(ctx.engine, task.run_id)
             if run is not None and run.status == "cancelled":
                 await compensate_cancelled_run(ctx.engine, self.workflow, run)
-        if task.outcome == "done":
-            return Done(task.result)
-        if task.outcome == "skipped":
-            return Stop("skipped: the run stopped dispatching new steps")
-        return Stop(f"{task.error_type}: {task.error}")
+        return _ended(task)
 
     async def _parent_cancelled(self, ctx: Context) -> None:
         # A run cancelled by engine.cancel while compensating (spec §6.11): its
@@ -221,6 +256,15 @@ class _StepMachine(Machine):
         assert task.run_id is not None
         event = WorkflowEvent(task.run_id, self.workflow.name, kind, task.step, task.attempt, data)
         await emit(ctx.engine, event)
+
+
+def _ended(task: TaskState) -> Outcome:
+    # How a reported forward step instance ends.
+    if task.outcome == "done":
+        return Done(task.result)
+    if task.outcome == "skipped":
+        return Stop("skipped: the run stopped dispatching new steps")
+    return Stop(f"{task.error_type}: {task.error}")
 
 
 async def compensate_cancelled_run(engine: Any, wf: Workflow, run: Any) -> None:
