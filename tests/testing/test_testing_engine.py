@@ -47,7 +47,7 @@ def events():
 async def test_retries_awaits_and_scheduled_in_pass_in_virtual_time(autojump_clock):
     async with testing.open_test_engine([Payment]) as engine:
         assert isinstance(engine, durable.Engine) and isinstance(engine, testing.TestEngine)
-        late = await engine.insert(Payment, {}, scheduled_in=2 * 86400)
+        late = await engine.insert(Payment, {}, schedule_in=2 * 86400)
         now = await engine.insert(Payment, {})
         first = await engine.wait(now)
         assert first.result == {"settled": [], "attempt": 1}  # the await timed out

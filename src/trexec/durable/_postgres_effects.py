@@ -81,18 +81,7 @@ class PendingEffects:
             woke = True
         if self.inserts:
             items = self.inserts
-            rows = c.execute(
-                sql.INSERT_SKIP_LIVE,
-                (
-                    [i.machine for i in items],
-                    [i.version for i in items],
-                    [i.step for i in items],
-                    [i.state for i in items],
-                    [i.key for i in items],
-                    [i.parent_id for i in items],
-                    [float(i.scheduled_in) for i in items],
-                ),
-            ).fetchall()
+            rows = c.execute(sql.INSERT_SKIP_LIVE, insert_params(items)).fetchall()
             woke = woke or bool(rows)
         if self.states:
             c.execute(sql.SET_STATES, ([i for i, _ in self.states], [t for _, t in self.states]))
@@ -146,3 +135,19 @@ def one_by_one(batch: CompleteBatch, commit: Commit, effects: Effects) -> Commit
             continue
         batch.wakes = True
     return status
+
+
+def insert_params(items: Sequence[NewInstance]) -> tuple[list[Any], ...]:
+    """The column arrays of ``INSERT``/``INSERT_SKIP_LIVE`` for ``items``."""
+    return (
+        [i.machine for i in items],
+        [i.version for i in items],
+        [i.step for i in items],
+        [i.state for i in items],
+        [i.key for i in items],
+        [i.parent_id for i in items],
+        [float(i.scheduled_in) for i in items],
+        [i.priority for i in items],
+        [i.concurrency_key for i in items],
+        [i.concurrency_limit for i in items],
+    )

@@ -16,7 +16,7 @@ import psycopg.errors
 
 from . import _postgres_sql as sql, _store_rules as rules
 from ._exceptions import DuplicateKey
-from ._postgres_effects import PendingEffects, batchable, one_by_one
+from ._postgres_effects import PendingEffects, batchable, insert_params, one_by_one
 from ._records import (
     TERMINAL,
     AwaitCommit,
@@ -64,21 +64,7 @@ def insert_rows(c: Conn, items: Sequence[NewInstance]) -> list[int]:
             raise rules.no_parent(missing[0])
         c.execute(sql.PARENT_ADD_CHILDREN, (list(parents), list(parents.values())))
     try:
-        rows = c.execute(
-            sql.INSERT,
-            (
-                [i.machine for i in items],
-                [i.version for i in items],
-                [i.step for i in items],
-                [i.state for i in items],
-                [i.key for i in items],
-                [i.parent_id for i in items],
-                [float(i.scheduled_in) for i in items],
-                [i.priority for i in items],
-                [i.concurrency_key for i in items],
-                [i.concurrency_limit for i in items],
-            ),
-        ).fetchall()
+        rows = c.execute(sql.INSERT, insert_params(items)).fetchall()
     except psycopg.errors.UniqueViolation as exc:
         key = duplicate_key(exc, items)
         raise rules.key_taken(key) from exc
