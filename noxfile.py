@@ -60,7 +60,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy --strict on src/trexec."""
-    session.install("-e", ".[all]", "mypy")
+    session.install("-e", ".[all]", "mypy", "pytest")  # pytest: trexec.testing's plugin
     session.run("mypy", "--strict", "src/trexec")
 
 
