@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
+import socket
+import uuid
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -18,7 +21,7 @@ from typing import Any
 import cattrs
 import trio
 
-from .. import _validate
+from .. import _instrument, _validate
 from .._action_class import structure_problems
 from ._exceptions import DurableError, NoTarget
 from ._extension import RunStarter
@@ -73,6 +76,8 @@ class Engine:
         )
         self._ledger = Ledger(config.workers + config.batch_size)
         self._open = True
+        #: How this engine announces itself in the store (spec §5.16).
+        self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
     # --- public API -------------------------------------------------------------
 
@@ -89,7 +94,8 @@ class Engine:
         _RUNNING.add(self)
         try:
             async with serve(
-                self.store, ledger, self._runner, self._runs, self._policies, self.config, tasks
+                self.store, ledger, self._runner, self._runs, self._policies, self.config, tasks,
+                engine_id=self.id,
             ):
                 yield
         finally:
@@ -131,6 +137,8 @@ class Engine:
             scheduled_in=float(spec.schedule_in),
             key=spec.key,
             parent_id=spec.parent_id,
+            # spec §14.2: the trace active at insert travels with the instance.
+            trace_context=None if _instrument.hooks is None else _instrument.hooks.carrier(),
         )
 
     async def insert(
@@ -206,6 +214,11 @@ class Engine:
             _validate.fail("payload", payload, f"a JSON-serializable value ({exc})")
         delivery = await self.store.deliver_signal(target, name, text, dedup_key)
         self._ledger.wake.set()
+        hooks = _instrument.hooks
+        if hooks is not None:
+            trace = hooks.carrier()
+            if trace is not None:  # spec §14.2: adopts a trace if it had none
+                await self.store.attach_trace(delivery.instance_id, trace)
         return delivery.signal_id
 
     async def get(self, id_or_key: int | str) -> Instance:

@@ -75,6 +75,7 @@ def insert_rows(c: Conn, items: Sequence[NewInstance]) -> list[int]:
                 [i.key for i in items],
                 [i.parent_id for i in items],
                 [float(i.scheduled_in) for i in items],
+                [i.trace_context for i in items],
             ),
         ).fetchall()
     except psycopg.errors.UniqueViolation as exc:
@@ -124,7 +125,9 @@ def claim_op(
                 assert child.parent_id is not None
                 children.setdefault(child.parent_id, []).append(child)
         jobs = tuple(
-            rules.job(row, row[9], [signal(s) for s in row[11] or ()], children.get(row[0], ()))
+            rules.job(
+                row, row[9], [signal(s) for s in row[12] or ()], children.get(row[0], ()), row[11]
+            )
             for row in claimed
         )
         return Claim(jobs, tuple(throttled))

@@ -98,6 +98,24 @@ MIGRATIONS: dict[int, list[str]] = {
         """CREATE INDEX IF NOT EXISTS trexec_instances_machine_status
             ON trexec_instances (machine, status, id)""",
     ],
+    # 4 and 5 are reserved for migrations being written on other branches.
+    4: [],
+    5: [],
+    # spec §14.2: the trace context stored with an instance; spec §5.16: the
+    # live engines' announcements, for explain.
+    6: [
+        "ALTER TABLE trexec_instances ADD COLUMN IF NOT EXISTS trace_context text",
+        """CREATE TABLE IF NOT EXISTS trexec_engines (
+            id text PRIMARY KEY,
+            host text NOT NULL,
+            pid integer NOT NULL,
+            machines text[] NOT NULL,
+            holding bigint[] NOT NULL,
+            started_at timestamptz NOT NULL,
+            heartbeat_at timestamptz NOT NULL,
+            expires_at timestamptz NOT NULL
+        )""",
+    ],
 }
 
 # Migrations from several processes at once queue on this lock (spec §8.2.3).
@@ -129,12 +147,12 @@ NOTIFY = "SELECT pg_notify(%s, '')"
 # --- insert (spec §5.3) -------------------------------------------------------
 INSERT = (
     "INSERT INTO trexec_instances (machine, version, step, status, state, key, parent_id,"
-    " run_at, created_at, updated_at)"
+    " run_at, created_at, updated_at, trace_context)"
     f" SELECT machine, version, step, 'scheduled', state, key, parent_id,"
-    f" {NOW} + make_interval(secs => delay), {NOW}, {NOW}"
+    f" {NOW} + make_interval(secs => delay), {NOW}, {NOW}, trace"
     " FROM unnest(%s::text[], %s::int[], %s::text[], %s::text[], %s::text[], %s::bigint[],"
-    " %s::float8[]) WITH ORDINALITY"
-    " AS i(machine, version, step, state, key, parent_id, delay, n) ORDER BY n"
+    " %s::float8[], %s::text[]) WITH ORDINALITY"
+    " AS i(machine, version, step, state, key, parent_id, delay, trace, n) ORDER BY n"
     " RETURNING id"
 )
 LOCK_PARENTS = "SELECT id FROM trexec_instances WHERE id = ANY(%s) ORDER BY id FOR UPDATE"
@@ -163,7 +181,8 @@ def _runnable(columns: str) -> str:
 
 
 _CLAIMED_COLUMNS = (
-    "id, token, machine, version, step, attempt, state, key, parent_id, awaits, child_count"
+    "id, token, machine, version, step, attempt, state, key, parent_id, awaits, child_count,"
+    " trace_context"
 )
 _CLAIM_SET = (
     "status = 'running', token = i.token + 1,"

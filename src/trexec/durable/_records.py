@@ -51,6 +51,8 @@ class NewInstance:
     scheduled_in: float = 0.0
     key: str | None = None
     parent_id: int | None = None
+    #: The trace context active at insert (spec §14.2), as the tracer wrote it.
+    trace_context: str | None = None
 
 
 @attrs.frozen
@@ -118,6 +120,8 @@ class Job:
     awaits: tuple[str, ...]
     inbox: tuple[SignalRecord, ...]
     children: tuple[InstanceRecord, ...]
+    #: The trace context stored with the instance (spec §14.2), or None.
+    trace_context: str | None = None
     #: ``Lease(id, token)``, computed once (not a constructor argument).
     lease: Lease = attrs.field(init=False, eq=False, repr=False)
 
@@ -262,3 +266,19 @@ class Reclaimed:
     machine: str
     step: str
     attempt: int
+
+
+@attrs.frozen
+class EngineRecord:
+    """A live engine's announcement (spec §5.16): who it is, which machines
+    (``name@version``) it runs, which instance ids it held at its last
+    heartbeat; times are the store's clock."""
+
+    id: str
+    host: str
+    pid: int
+    machines: tuple[str, ...]
+    holding: tuple[int, ...]
+    started_at: float
+    heartbeat_at: float
+    expires_at: float

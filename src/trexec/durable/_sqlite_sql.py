@@ -71,6 +71,24 @@ MIGRATIONS: dict[int, list[str]] = {
         "CREATE INDEX IF NOT EXISTS instances_machine ON instances (machine, id)",
         "CREATE INDEX IF NOT EXISTS instances_machine_status ON instances (machine, status, id)",
     ],
+    # 3 and 4 are reserved for migrations being written on other branches.
+    3: [],
+    4: [],
+    # spec §14.2: the trace context stored with an instance; spec §5.16: the
+    # live engines' announcements, for explain.
+    5: [
+        "ALTER TABLE instances ADD COLUMN trace_context TEXT",
+        """CREATE TABLE IF NOT EXISTS trexec_engines (
+            id TEXT PRIMARY KEY,
+            host TEXT NOT NULL,
+            pid INTEGER NOT NULL,
+            machines TEXT NOT NULL,
+            holding TEXT NOT NULL,
+            started_at REAL NOT NULL,
+            heartbeat_at REAL NOT NULL,
+            expires_at REAL NOT NULL
+        )""",
+    ],
 }
 
 INSTANCE_COLUMNS = (
@@ -88,7 +106,8 @@ TABLE_EXISTS = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
 # --- insert (spec §5.3) -------------------------------------------------------
 INSERT = (
     "INSERT INTO instances (machine, version, step, status, state, key, parent_id,"
-    " run_at, created_at, updated_at) VALUES (?, ?, ?, 'scheduled', ?, ?, ?, ?, ?, ?)"
+    " run_at, created_at, updated_at, trace_context)"
+    " VALUES (?, ?, ?, 'scheduled', ?, ?, ?, ?, ?, ?, ?)"
 )
 PARENT_ADD_CHILD = (
     "UPDATE instances SET child_count = child_count + 1,"
@@ -110,7 +129,7 @@ CLAIM_ROWS = (
     " awaits = CASE WHEN status = 'awaiting' THEN '[]' ELSE awaits END, updated_at = ?"
     " WHERE id IN ({})"
     " RETURNING id, token, machine, version, step, attempt, state, key, parent_id,"
-    " awaits, child_count"
+    " awaits, child_count, trace_context"
 )
 CLAIM_INBOX = (
     "SELECT instance_id, id, name, payload, dedup_key, created_at FROM signals"

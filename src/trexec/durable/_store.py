@@ -41,6 +41,7 @@ from ._records import (
     Commit,
     CommitStatus,
     Delivery,
+    EngineRecord,
     InstanceRecord,
     Lease,
     NewInstance,
@@ -289,6 +290,33 @@ class Store(abc.ABC):
         The default never calls back (the SQLite store: other processes are
         noticed by polling)."""
         return lambda: None
+
+    # --- observation (spec §5.16, §14): defaults for stores that keep none -------
+
+    async def announce(
+        self, engine: str, host: str, pid: int, machines: Sequence[str],
+        holding: Sequence[int], ttl: float,
+    ) -> None:  # fmt: skip
+        """Record (or refresh) live engine ``engine``'s announcement, valid for
+        ``ttl`` seconds; forget announcements long expired (spec §5.16)."""
+
+    async def withdraw(self, engine: str) -> None:
+        """Remove ``engine``'s announcement (its clean shutdown)."""
+
+    async def engines(self) -> list[EngineRecord]:
+        """The announcements not yet expired, oldest engine first."""
+        return []
+
+    async def attach_trace(self, instance_id: int, trace_context: str) -> None:
+        """Store ``trace_context`` with the instance unless it has one (spec §14.2)."""
+
+    async def lease_expiry(self, instance_id: int) -> tuple[float | None, float]:
+        """The instance's lease expiry (None when not ``running``) and the store's now."""
+        return None, 0.0
+
+    async def count_runnable(self) -> dict[str, int]:
+        """Runnable instances now, per machine name (spec §14.3: the backlog)."""
+        return {}
 
     @abc.abstractmethod
     async def close(self) -> None:

@@ -17,6 +17,7 @@ from ..durable._records import (
     Commit,
     CommitStatus,
     Delivery,
+    EngineRecord,
     InstanceRecord,
     Lease,
     NewInstance,
@@ -241,6 +242,27 @@ class FaultyStore(Store):
 
     def subscribe(self, callback: Callable[[], object]) -> Callable[[], None]:
         return self.inner.subscribe(callback)
+
+    async def announce(
+        self, engine: str, host: str, pid: int, machines: Sequence[str],
+        holding: Sequence[int], ttl: float,
+    ) -> None:  # fmt: skip
+        await self.inner.announce(engine, host, pid, machines, holding, ttl)
+
+    async def withdraw(self, engine: str) -> None:
+        await self.inner.withdraw(engine)
+
+    async def engines(self) -> list[EngineRecord]:
+        return await self.inner.engines()
+
+    async def attach_trace(self, instance_id: int, trace_context: str) -> None:
+        await self.inner.attach_trace(instance_id, trace_context)
+
+    async def lease_expiry(self, instance_id: int) -> tuple[float | None, float]:
+        return await self.inner.lease_expiry(instance_id)
+
+    async def count_runnable(self) -> dict[str, int]:
+        return await self.inner.count_runnable()
 
     async def close(self) -> None:
         """The test engine's block closes the store it opened; a shared one is
