@@ -94,7 +94,13 @@ class Engine:
         _RUNNING.add(self)
         try:
             async with serve(
-                self.store, ledger, self._runner, self._runs, self._policies, self.config, tasks,
+                self.store,
+                ledger,
+                self._runner,
+                self._runs,
+                self._policies,
+                self.config,
+                tasks,
                 engine_id=self.id,
             ):
                 yield
@@ -212,13 +218,13 @@ class Engine:
             text = self._codec.dumps(payload)
         except (TypeError, ValueError) as exc:
             _validate.fail("payload", payload, f"a JSON-serializable value ({exc})")
-        delivery = await self.store.deliver_signal(target, name, text, dedup_key)
-        self._ledger.wake.set()
         hooks = _instrument.hooks
         if hooks is not None:
             trace = hooks.carrier()
             if trace is not None:  # spec §14.2: adopts a trace if it had none
-                await self.store.attach_trace(delivery.instance_id, trace)
+                await self.store.attach_trace(target, trace)  # before it can wake
+        delivery = await self.store.deliver_signal(target, name, text, dedup_key)
+        self._ledger.wake.set()
         return delivery.signal_id
 
     async def get(self, id_or_key: int | str) -> Instance:

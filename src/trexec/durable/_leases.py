@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from trio_util import periodic
 
 from .. import _instrument, telemetry
-from ._ledger import Ledger, retrying
 from ._exceptions import StoreError
+from ._ledger import Ledger, retrying
 from ._store import Store
 
 logger = logging.getLogger("trexec.durable")

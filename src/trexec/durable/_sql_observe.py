@@ -39,8 +39,12 @@ class SqliteObserveSql:
     ATTACH_TRACE = (
         "UPDATE instances SET trace_context = COALESCE(trace_context, :trace) WHERE id = :id"
     )
+    ATTACH_TRACE_BY_KEY = (
+        "UPDATE instances SET trace_context = COALESCE(trace_context, :trace)"
+        " WHERE key = :id AND status NOT IN ('done', 'stopped', 'cancelled')"
+    )
     LEASE = "SELECT lease_expires_at FROM instances WHERE id = :id AND status = 'running'"
-    NOW = "SELECT :now"
+    CLOCK = "SELECT :now"
     COUNT_RUNNABLE = (
         "SELECT machine, count(*) FROM instances WHERE status IN ('scheduled', 'awaiting')"
         " AND run_at <= :now GROUP BY machine"
@@ -64,8 +68,7 @@ class PostgresObserveSql:
         " expires_at = excluded.expires_at"
     )
     FORGET = (
-        f"DELETE FROM trexec_engines WHERE expires_at < {NOW}"
-        " - make_interval(secs => %(forget)s)"
+        f"DELETE FROM trexec_engines WHERE expires_at < {NOW} - make_interval(secs => %(forget)s)"
     )
     WITHDRAW = "DELETE FROM trexec_engines WHERE id = %(id)s"
     ENGINES = (
@@ -77,11 +80,15 @@ class PostgresObserveSql:
         "UPDATE trexec_instances SET trace_context = COALESCE(trace_context, %(trace)s)"
         " WHERE id = %(id)s"
     )
+    ATTACH_TRACE_BY_KEY = (
+        "UPDATE trexec_instances SET trace_context = COALESCE(trace_context, %(trace)s)"
+        " WHERE key = %(id)s AND status NOT IN ('done', 'stopped', 'cancelled')"
+    )
     LEASE = (
         f"SELECT {epoch('lease_expires_at')} FROM trexec_instances"
         " WHERE id = %(id)s AND status = 'running'"
     )
-    NOW = f"SELECT {epoch(NOW)}"
+    CLOCK = f"SELECT {epoch(NOW)}"
     COUNT_RUNNABLE = (
         "SELECT machine, count(*) FROM trexec_instances"
         f" WHERE status IN ('scheduled', 'awaiting') AND run_at <= {NOW} GROUP BY machine"
@@ -134,26 +141,32 @@ class ObserveMixin:
             rows = c.execute(q.ENGINES, {"now": now}).fetchall()
             return [
                 EngineRecord(
-                    id=r[0], host=r[1], pid=r[2], machines=tuple(q.decode(r[3])),
-                    holding=tuple(int(i) for i in q.decode(r[4])), started_at=r[5],
-                    heartbeat_at=r[6], expires_at=r[7],
-                )  # fmt: skip
+                    id=r[0],
+                    host=r[1],
+                    pid=r[2],
+                    machines=tuple(q.decode(r[3])),
+                    holding=tuple(int(i) for i in q.decode(r[4])),
+                    started_at=r[5],
+                    heartbeat_at=r[6],
+                    expires_at=r[7],
+                )
                 for r in rows
             ]
 
         return await self._observe(op, write=False)
 
-    async def attach_trace(self, instance_id: int, trace_context: str) -> None:
+    async def attach_trace(self, target: int | str, trace_context: str) -> None:
         q = self._observe_sql
-        params = {"id": instance_id, "trace": trace_context}
-        await self._observe(lambda c, now: c.execute(q.ATTACH_TRACE, params), write=True)
+        query = q.ATTACH_TRACE if isinstance(target, int) else q.ATTACH_TRACE_BY_KEY
+        params = {"id": target, "trace": trace_context}
+        await self._observe(lambda c, now: c.execute(query, params), write=True)
 
     async def lease_expiry(self, instance_id: int) -> tuple[float | None, float]:
         q = self._observe_sql
 
         def op(c: Any, now: float | None) -> tuple[float | None, float]:
             row = c.execute(q.LEASE, {"id": instance_id}).fetchone()
-            (clock,) = c.execute(q.NOW, {"now": now}).fetchone()
+            (clock,) = c.execute(q.CLOCK, {"now": now}).fetchone()
             return (None if row is None else row[0]), clock
 
         return await self._observe(op, write=False)

@@ -84,7 +84,7 @@ class OtelHooks:
     def step(
         self, *, instance_id: int, machine: str, step: str, attempt: int, trace: str | None
     ) -> Iterator[_Outcome]:
-        attributes = {
+        attributes: dict[str, str | int] = {
             "trexec.instance_id": instance_id, "trexec.machine": machine,
             "trexec.step": step, "trexec.attempt": attempt,
         }  # fmt: skip
@@ -112,7 +112,7 @@ class OtelHooks:
     def workflow_step(
         self, *, workflow: str, step: str, run_id: int, attempt: int
     ) -> Iterator[trace.Span]:
-        attributes = {
+        attributes: dict[str, str | int] = {
             "trexec.workflow": workflow, "trexec.step": step,
             "trexec.run_id": run_id, "trexec.attempt": attempt,
         }  # fmt: skip

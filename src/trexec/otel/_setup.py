@@ -21,7 +21,9 @@ def instrument(tracer_provider: Any = None, meter_provider: Any = None) -> Calla
     ``get_meter``.
     """
     if tracer_provider is not None and not callable(getattr(tracer_provider, "get_tracer", None)):
-        _validate.fail("tracer_provider", tracer_provider, "None or an OpenTelemetry TracerProvider")
+        _validate.fail(
+            "tracer_provider", tracer_provider, "None or an OpenTelemetry TracerProvider"
+        )
     if meter_provider is not None and not callable(getattr(meter_provider, "get_meter", None)):
         _validate.fail("meter_provider", meter_provider, "None or an OpenTelemetry MeterProvider")
     _extras.require("opentelemetry.trace", "trexec.otel", "otel")

@@ -8,6 +8,7 @@ lease belongs to from the claims it passes through.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from .. import _validate
@@ -252,11 +253,11 @@ class FaultyStore(Store):
     async def withdraw(self, engine: str) -> None:
         await self.inner.withdraw(engine)
 
-    async def engines(self) -> list[EngineRecord]:
+    async def engines(self) -> builtins.list[EngineRecord]:
         return await self.inner.engines()
 
-    async def attach_trace(self, instance_id: int, trace_context: str) -> None:
-        await self.inner.attach_trace(instance_id, trace_context)
+    async def attach_trace(self, target: int | str, trace_context: str) -> None:
+        await self.inner.attach_trace(target, trace_context)
 
     async def lease_expiry(self, instance_id: int) -> tuple[float | None, float]:
         return await self.inner.lease_expiry(instance_id)
