@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from ._cli_inspect import ls, show
+from ._cli_inspect import explain, ls, show
 from ._demo import demo
 from .dashboard._cli import dashboard
 from .durable._cli import register as _register_durable
@@ -34,6 +34,7 @@ cli.add_command(dashboard)
 _register_durable(cli)
 cli.add_command(ls)
 cli.add_command(show)
+cli.add_command(explain)
 
 
 def main() -> None:
