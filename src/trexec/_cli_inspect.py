@@ -229,7 +229,7 @@ def show(store_url: str, debug: bool, target: str, as_key: bool, as_json: bool) 
     "--key", "as_key", is_flag=True, help="Read ID|KEY as a business key even if numeric."
 )
 def explain(store_url: str, debug: bool, target: str, as_key: bool) -> None:
-    """Say why an instance is not moving (spec §5.16), in plain words.
+    """Say why an instance is not moving.
 
     Waiting for signals, parked until a time, waiting for children, runnable
     with no live engine running its machine, running under another engine's

@@ -81,7 +81,7 @@ async def test_waiting_for_a_signal_none_in_the_inbox(store, autojump_clock):
 
 async def test_parked_until_a_time(store, autojump_clock):
     async with durable.open_engine(store, [CountTo3]) as engine:
-        id_ = await engine.insert(CountTo3, Counter(), schedule_in=100, key="later")
+        await engine.insert(CountTo3, Counter(), schedule_in=100, key="later")
         text = await engine.explain("later")
     assert "is scheduled at step 'start'" in text
     assert re.search(r"parked until t=100\.\d+s \(in 100\.0s\)", text), text
