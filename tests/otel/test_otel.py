@@ -86,6 +86,9 @@ async def test_a_signal_gives_its_trace_to_an_instance_without_one(store, otel):
 
     async with durable.open_engine(store, [Waits], **FAST) as engine:
         id_ = await engine.insert(Waits, None)
+        with trio.fail_after(10):  # parked: its first step ran outside any trace
+            while (await engine.get(id_)).status != "awaiting":
+                await trio.sleep(0.01)
         with otel.tracer.start_as_current_span("webhook") as hook:
             await engine.signal(id_, "go")
         await engine.wait(id_, timeout=10)
@@ -179,3 +182,11 @@ async def test_a_trace_crosses_processes_with_the_instance(kind, tmp_path, otel)
     context = request.get_span_context()
     assert all(s["trace_id"] == context.trace_id for s in steps)
     assert all(s["parent"] == context.span_id for s in steps)
+
+
+def test_without_the_extra_instrument_names_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "opentelemetry", None)
+    monkeypatch.setitem(sys.modules, "opentelemetry.trace", None)
+    with pytest.raises(trexec.MissingExtra, match=r"pip install 'trexec\[otel\]'"):
+        trexec.otel.instrument()
+    assert _instrument.hooks is None

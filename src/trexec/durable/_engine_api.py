@@ -370,20 +370,14 @@ class Engine:
         return ids[0]
 
     async def explain(self, id_or_key: int | str) -> str:
-        """Why the instance is not moving, in plain words (spec §5.16): the
-        signals it waits for, when it is parked until, its pending children,
-        the lease holding it, whether any live engine runs its machine, what it
-        finished with; a workflow run's steps when its workflow is one of this
-        engine's. Read-only. Raises :class:`NoTarget` for an unknown instance."""
-        from ._explain import explain_instance
+        """Why the instance is not moving, in plain words (spec §5.16): its
+        awaited signals, parked time, children, lease holder, the live engines
+        that run its machine, its result or error; a workflow run's steps when
+        the workflow is one of this engine's. Read-only; :class:`NoTarget` for
+        an unknown instance."""
+        from ._explain import explain_for
 
-        instance = await self.get(id_or_key)
-        explainers = [
-            ext.explain_instance
-            for ext in self.workflows
-            if callable(getattr(ext, "explain_instance", None))
-        ]
-        return await explain_instance(self.store, instance, explainers)
+        return await explain_for(self.store, await self.get(id_or_key), self.workflows)
 
     def runs_machine(self, machine: str, version: int) -> bool:
         """True if this engine's block is running and it runs steps of ``machine``

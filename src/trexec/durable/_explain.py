@@ -19,7 +19,7 @@ from ._records import EngineRecord
 if TYPE_CHECKING:
     from ._store import Store
 
-__all__ = ["Explainer", "explain_instance"]
+__all__ = ["Explainer", "explain_for", "explain_instance"]
 
 #: A layer above durable that can say more about an instance (or None).
 Explainer = Callable[[Instance], "str | None"]
@@ -45,6 +45,17 @@ def _value(value: Any) -> str:
     except (TypeError, ValueError):
         text = repr(value)
     return text if len(text) <= 200 else text[:197] + "..."
+
+
+async def explain_for(store: Store, instance: Instance, extensions: Sequence[object]) -> str:
+    """``Engine.explain``: :func:`explain_instance` with the ``explain_instance``
+    hook of each extension that has one (a Workflow, spec §5.16.2)."""
+    explainers: list[Explainer] = []
+    for ext in extensions:
+        hook = getattr(ext, "explain_instance", None)
+        if callable(hook):
+            explainers.append(hook)
+    return await explain_instance(store, instance, explainers)
 
 
 async def explain_instance(

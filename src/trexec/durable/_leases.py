@@ -69,7 +69,12 @@ class Heartbeat:
                 lost = await retrying("heartbeat", renew)
                 if lost:
                     logger.debug("heartbeat: lease lost for %s", sorted(lost))
-            await retrying("announce", self._announce)
+            try:
+                await self._announce()
+            except StoreError as exc:
+                # Never retried here: lease renewals must not wait behind it; the
+                # next heartbeat announces again (spec §5.16.3).
+                logger.debug("heartbeat: announcing engine %s failed: %s", self.engine, exc)
 
 
 class Reaper:
