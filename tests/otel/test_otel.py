@@ -190,3 +190,13 @@ def test_without_the_extra_instrument_names_it(monkeypatch):
     with pytest.raises(trexec.MissingExtra, match=r"pip install 'trexec\[otel\]'"):
         trexec.otel.instrument()
     assert _instrument.hooks is None
+
+
+def test_nothing_below_trexec_otel_imports_opentelemetry():
+    import subprocess
+
+    code = (
+        "import sys, trexec, trexec.durable, trexec.workflows, trexec.testing, trexec.otel;"
+        "assert not [m for m in sys.modules if m.startswith('opentelemetry')], 'imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
