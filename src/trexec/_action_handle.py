@@ -17,7 +17,7 @@ import attrs
 import outcome
 import trio
 
-from . import _validate, telemetry
+from . import _instrument, _validate, telemetry
 from ._action_class import CompensateFn, RunFn, action_name
 from ._backoff import Backoff
 from ._exceptions import ActionCancelled, ActionError, ActionFailed, ActionTimeout
@@ -202,6 +202,16 @@ class ActionHandle(Completion, Generic[T]):
     async def _run(self) -> None:
         """Run the attempts; store the result. Raises only what came from outside
         (``trio.Cancelled`` of an enclosing scope, ``KeyboardInterrupt``, ...)."""
+        hooks = _instrument.hooks
+        if hooks is None:  # spec §14.1: not instrumented costs this test only
+            return await self._attempts_run()
+        with hooks.action(self.name) as span:
+            await self._attempts_run()
+            error = self._error
+            span.outcome("ok" if error is None else type(error).__name__, error)
+        return None
+
+    async def _attempts_run(self) -> None:
         # Telemetry costs one list check when no handler is attached.
         started = trio.current_time() if telemetry._handlers else None
         if started is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from ._cli_inspect import ls, schedules, show
+from ._cli_inspect import explain, ls, schedules, show
 from ._demo import demo
 from .dashboard._cli import dashboard
 from .durable._cli import register as _register_durable
@@ -35,6 +35,7 @@ _register_durable(cli)
 cli.add_command(ls)
 cli.add_command(show)
 cli.add_command(schedules)
+cli.add_command(explain)
 
 
 def main() -> None:

@@ -1,5 +1,5 @@
-"""The read-only commands of the ``trexec`` CLI: ``ls``, ``show`` (spec §5.13) and
-``schedules`` (spec §11.6).
+"""The read-only commands of the ``trexec`` CLI: ``ls``, ``show``, ``explain``
+(spec §5.13, §5.16) and ``schedules`` (spec §11.6).
 
 They sit above ``durable`` and ``workflows``: a workflow run is shown as its
 step table (spec §6.13). They never create a store: a SQLite URL whose file does
@@ -17,7 +17,7 @@ import click
 from .durable._cli import common_options, existing_store, run
 from .durable._records import STATUSES, InstanceRecord
 
-__all__ = ["ls", "schedules", "show"]
+__all__ = ["explain", "ls", "schedules", "show"]
 
 _COUNT_CAP = 100_000  # rows past the page counted at most (then "more than N")
 
@@ -255,5 +255,36 @@ def schedules(store_url: str, debug: bool) -> None:
         _console().print(table)
         if not rows:
             click.echo("no schedules: open_engine(schedules=[...]) registers them")
+
+    run(debug, main)
+
+
+@click.command()
+@common_options
+@click.argument("target", metavar="ID|KEY")
+@click.option(
+    "--key", "as_key", is_flag=True, help="Read ID|KEY as a business key even if numeric."
+)
+def explain(store_url: str, debug: bool, target: str, as_key: bool) -> None:
+    """Say why an instance is not moving.
+
+    Waiting for signals, parked until a time, waiting for children, runnable
+    with no live engine running its machine, running under another engine's
+    lease, a workflow run waiting for steps, or finished (and how). Read-only.
+    """
+    from .durable._exceptions import NoTarget
+    from .durable._explain import explain_instance
+    from .durable._machine import Codec
+    from .durable._steps import Registry, to_instance
+    from .workflows._describe import explain_run
+
+    async def main() -> None:
+        async with existing_store(store_url) as store:
+            record = await store.get(int(target) if target.isdigit() and not as_key else target)
+            if record is None:
+                raise NoTarget(f"{target!r}: no such instance")
+            instance = to_instance(Codec(), Registry(), record)
+            text = await explain_instance(store, instance, [explain_run])
+        click.echo(text)
 
     run(debug, main)

@@ -14,6 +14,7 @@ __all__ = ["hint", "require"]
 EXTRA_OF = {
     "httpx": "http",
     "hypercorn": "demo",
+    "opentelemetry": "otel",
     "psycopg": "postgres",
     "psycopg_pool": "postgres",
 }

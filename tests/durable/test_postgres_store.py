@@ -59,7 +59,7 @@ async def test_migrate_creates_the_schema_and_is_idempotent() -> None:
                 " WHERE table_schema = %s AND table_name LIKE 'trexec_%%'",
                 (store.schema,),
             ).fetchone()
-        assert found is not None and found[0] == 6  # + trexec_schedules (spec §11.4)
+        assert found is not None and found[0] == 7  # + trexec_schedules, trexec_engines
 
 
 async def test_concurrent_migrations_from_several_stores_all_succeed() -> None:
@@ -171,7 +171,7 @@ async def test_a_schema_name_with_capitals_holds_the_tables() -> None:
                 "SELECT count(*) FROM information_schema.tables WHERE table_schema = %s",
                 (schema,),
             ).fetchone()
-        assert found == (6,)
+        assert found == (7,)  # + trexec_schedules (§11.4), trexec_engines (§5.16)
 
 
 async def test_bad_options_are_rejected_naming_the_value() -> None:

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
+import socket
+import uuid
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -18,7 +21,7 @@ from typing import Any
 import cattrs
 import trio
 
-from .. import _validate
+from .. import _instrument, _validate
 from .._action_class import structure_problems
 from ._exceptions import DurableError, NoTarget
 from ._extension import RunStarter
@@ -85,6 +88,8 @@ class Engine(ScheduleControl):
         self._ledger = Ledger(config.workers + config.batch_size)
         self._open = True
         self._scheduler: Scheduler | None = None
+        #: How this engine announces itself in the store (spec §5.16).
+        self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
     # --- public API -------------------------------------------------------------
 
@@ -101,7 +106,14 @@ class Engine(ScheduleControl):
         _RUNNING.add(self)
         try:
             async with serve(
-                self.store, ledger, self._runner, self._runs, self._policies, self.config, tasks
+                self.store,
+                ledger,
+                self._runner,
+                self._runs,
+                self._policies,
+                self.config,
+                tasks,
+                engine_id=self.id,
             ):
                 yield
         finally:
@@ -146,6 +158,8 @@ class Engine(ScheduleControl):
             priority=spec.priority,
             concurrency_key=spec.concurrency_key,
             concurrency_limit=spec.machine.concurrency_limit,
+            # spec §14.2: the trace active at insert travels with the instance.
+            trace_context=None if _instrument.hooks is None else _instrument.hooks.carrier(),
         )
 
     async def insert(
@@ -236,6 +250,11 @@ class Engine(ScheduleControl):
             text = self._codec.dumps(payload)
         except (TypeError, ValueError) as exc:
             _validate.fail("payload", payload, f"a JSON-serializable value ({exc})")
+        hooks = _instrument.hooks
+        if hooks is not None:
+            trace = hooks.carrier()
+            if trace is not None:  # spec §14.2: adopts a trace if it had none
+                await self.store.attach_trace(target, trace)  # before it can wake
         delivery = await self.store.deliver_signal(target, name, text, dedup_key)
         self._ledger.wake.set()
         return delivery.signal_id
@@ -394,6 +413,16 @@ class Engine(ScheduleControl):
         specs = wf.run_specs(input, schedule_in=schedule_in, key=key, **extra)
         ids = await self.insert_many(specs)
         return ids[0]
+
+    async def explain(self, id_or_key: int | str) -> str:
+        """Why the instance is not moving, in plain words (spec §5.16): its
+        awaited signals, parked time, children, lease holder, the live engines
+        that run its machine, its result or error; a workflow run's steps when
+        the workflow is one of this engine's. Read-only; :class:`NoTarget` for
+        an unknown instance."""
+        from ._explain import explain_for
+
+        return await explain_for(self.store, await self.get(id_or_key), self.workflows)
 
     def runs_machine(self, machine: str, version: int) -> bool:
         """True if this engine's block is running and it runs steps of ``machine``

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
+import socket
+from collections.abc import Sequence
 
 from trio_util import periodic
 
-from .. import telemetry
+from .. import _instrument, telemetry
+from ._exceptions import StoreError
 from ._ledger import Ledger, retrying
 from ._store import Store
 
@@ -16,13 +20,44 @@ logger = logging.getLogger("trexec.durable")
 
 
 class Heartbeat:
-    """Renews the lease of everything the engine holds every ``interval``."""
+    """Renews the lease of everything the engine holds every ``interval``, and
+    the engine's announcement (spec §5.16) with it."""
 
-    def __init__(self, store: Store, ledger: Ledger, *, interval: float, lease: float) -> None:
+    def __init__(
+        self, store: Store, ledger: Ledger, *, interval: float, lease: float,
+        engine: str = "", machines: Sequence[tuple[str, int]] = (),
+    ) -> None:  # fmt: skip
         self._store = store
         self._ledger = ledger
         self._interval = interval
         self._lease = lease
+        self.engine = engine
+        self._machines = [f"{name}@{version}" for name, version in machines]
+        self.announced = False
+
+    async def _announce(self) -> None:
+        # spec §5.16: valid for three heartbeats, so one slow renewal is not a death.
+        holding = sorted(lease.id for lease in self._ledger.held)
+        await self._store.announce(
+            self.engine, socket.gethostname(), os.getpid(), self._machines, holding,
+            3 * self._interval,
+        )  # fmt: skip
+        self.announced = True
+        hooks = _instrument.hooks
+        if hooks is not None:  # spec §14.3: the backlog gauge, counted here
+            hooks.backlog(self.engine, await self._store.count_runnable())
+
+    async def withdraw(self) -> None:
+        """Remove the announcement (clean shutdown); a failure is only logged."""
+        hooks = _instrument.hooks
+        if hooks is not None:
+            hooks.engine_stopped(self.engine)
+        if not self.announced:
+            return
+        try:
+            await self._store.withdraw(self.engine)
+        except StoreError as exc:  # it expires by itself (spec §5.16)
+            logger.warning("could not withdraw engine %s's announcement: %s", self.engine, exc)
 
     async def run(self) -> None:
         # Start to start (trio-util's periodic): a slow renewal does not push the
@@ -34,6 +69,12 @@ class Heartbeat:
                 lost = await retrying("heartbeat", renew)
                 if lost:
                     logger.debug("heartbeat: lease lost for %s", sorted(lost))
+            try:
+                await self._announce()
+            except StoreError as exc:
+                # Never retried here: lease renewals must not wait behind it; the
+                # next heartbeat announces again (spec §5.16.3).
+                logger.debug("heartbeat: announcing engine %s failed: %s", self.engine, exc)
 
 
 class Reaper:

@@ -52,6 +52,7 @@ from ._records import (
     Reclaimed,
     Release,
 )
+from ._sql_observe import ObserveMixin, PostgresObserveSql
 from ._sql_store import SqlStore
 
 __all__ = ["PostgresStore"]
@@ -63,7 +64,7 @@ Conn = psycopg.Connection[Any]
 SCHEMA_VERSION = max(sql.MIGRATIONS)
 
 
-class PostgresStore(SqlStore):
+class PostgresStore(ObserveMixin, SqlStore):
     """The PostgreSQL store. Open it with ``durable.open_store("postgresql://...")``
     or :meth:`PostgresStore.open`.
 
@@ -404,6 +405,13 @@ class PostgresStore(SqlStore):
         return await self._run(ops.prune_batch(older_than, statuses, after, room))
 
     # --- reads (interruptible, spec §8.3.2) ------------------------------------------------------
+
+    _observe_sql = PostgresObserveSql
+
+    async def _observe(self, fn: Callable[[Any, float | None], T], *, write: bool) -> T:
+        if write:
+            return await self._run(lambda c: fn(c, None), retry="always")
+        return await self._read(lambda c: fn(c, None))
 
     async def _read(self, fn: Callable[[Conn], T]) -> T:
         return await self._run(fn, read=True)

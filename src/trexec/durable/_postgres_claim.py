@@ -74,19 +74,19 @@ def claim_op(
         if not rate_limits:
             # spec §8.7.1: one statement; SKIP LOCKED lets workers claim side by side.
             rows = c.execute(sql.CLAIM, params).fetchall()
-            keyed = [(r[1], r[15], r[16]) for r in rows if not r[0]]
+            keyed = [(r[1], r[16], r[17]) for r in rows if not r[0]]
             if keyed:  # spec §11.2: rows with a concurrency key, locked, not yet claimed
                 chosen = admit(c, keyed)
                 if chosen:
                     rows += [
                         (True, *row, *order[row[0]], None, None)
-                        for order in [{r[1]: (r[13], r[14]) for r in rows}]
+                        for order in [{r[1]: (r[14], r[15]) for r in rows}]
                         for row in c.execute(sql.CLAIM_ROWS, {**params, "ids": chosen})
                     ]
             # RETURNING has no order: restore the claim's (priority DESC, run_at, id) order.
             rows = [row for row in rows if row[0]]
-            rows.sort(key=lambda row: (-row[13], row[14], row[1]))
-            claimed = [row[1:13] for row in rows]
+            rows.sort(key=lambda row: (-row[14], row[15], row[1]))
+            claimed = [row[1:14] for row in rows]
         else:
             candidates = c.execute(sql.CLAIM_CANDIDATES, params).fetchall()
             admitted = set(admit(c, [(r[0], r[3], r[4]) for r in candidates]))
@@ -109,7 +109,11 @@ def claim_op(
                 children.setdefault(child.parent_id, []).append(child)
         jobs = tuple(
             rules.job(
-                row, row[9], [rules.signal(s) for s in row[11] or ()], children.get(row[0], ())
+                row,
+                row[9],
+                [rules.signal(s) for s in row[12] or ()],
+                children.get(row[0], ()),
+                row[11],  # spec §14.2: the instance's trace context
             )
             for row in claimed
         )

@@ -150,4 +150,5 @@ def insert_params(items: Sequence[NewInstance]) -> tuple[list[Any], ...]:
         [i.priority for i in items],
         [i.concurrency_key for i in items],
         [i.concurrency_limit for i in items],
+        [i.trace_context for i in items],
     )

@@ -151,4 +151,19 @@ MIGRATIONS: dict[int, list[str]] = {
             updated_at float8 NOT NULL
         )""",
     ],
+    # spec §14.2: the trace context stored with an instance; spec §5.16: the
+    # live engines' announcements, for explain.
+    6: [
+        "ALTER TABLE trexec_instances ADD COLUMN IF NOT EXISTS trace_context text",
+        """CREATE TABLE IF NOT EXISTS trexec_engines (
+            id text PRIMARY KEY,
+            host text NOT NULL,
+            pid integer NOT NULL,
+            machines text[] NOT NULL,
+            holding bigint[] NOT NULL,
+            started_at timestamptz NOT NULL,
+            heartbeat_at timestamptz NOT NULL,
+            expires_at timestamptz NOT NULL
+        )""",
+    ],
 }

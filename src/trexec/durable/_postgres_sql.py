@@ -44,13 +44,14 @@ NOTIFY = "SELECT pg_notify(%s, '')"
 # --- insert (spec §5.3) -------------------------------------------------------
 INSERT = (
     "INSERT INTO trexec_instances (machine, version, step, status, state, key, parent_id,"
-    " run_at, created_at, updated_at, priority, concurrency_key, concurrency_limit)"
+    " run_at, created_at, updated_at, priority, concurrency_key, concurrency_limit,"
+    " trace_context)"
     f" SELECT machine, version, step, 'scheduled', state, key, parent_id,"
-    f" {NOW} + make_interval(secs => delay), {NOW}, {NOW}, priority, ckey, climit"
+    f" {NOW} + make_interval(secs => delay), {NOW}, {NOW}, priority, ckey, climit, trace"
     " FROM unnest(%s::text[], %s::int[], %s::text[], %s::text[], %s::text[], %s::bigint[],"
-    " %s::float8[], %s::int[], %s::text[], %s::int[]) WITH ORDINALITY"
-    " AS i(machine, version, step, state, key, parent_id, delay, priority, ckey, climit, n)"
-    " ORDER BY n"
+    " %s::float8[], %s::int[], %s::text[], %s::int[], %s::text[]) WITH ORDINALITY"
+    " AS i(machine, version, step, state, key, parent_id, delay, priority, ckey, climit,"
+    " trace, n) ORDER BY n"
     " RETURNING id"
 )
 # A key a live instance holds skips that row (spec §5.4.10: effects never clash).
@@ -81,7 +82,8 @@ def _runnable(columns: str) -> str:
 
 
 _CLAIMED_COLUMNS = (
-    "id, token, machine, version, step, attempt, state, key, parent_id, awaits, child_count"
+    "id, token, machine, version, step, attempt, state, key, parent_id, awaits, child_count,"
+    " trace_context"
 )
 _CLAIM_SET = (
     "status = 'running', token = i.token + 1,"
@@ -105,7 +107,7 @@ CLAIM = (
     " WHERE i.id = c.id AND c.concurrency_key IS NULL"
     f" RETURNING {_CLAIMED}, c.priority, c.run_at)"
     " SELECT true, u.*, NULL, NULL FROM u UNION ALL"
-    " SELECT false, c.id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,"
+    " SELECT false, c.id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,"
     " c.priority, c.run_at, c.concurrency_key, c.concurrency_limit"
     " FROM c WHERE c.concurrency_key IS NOT NULL"
 )

@@ -56,6 +56,8 @@ class NewInstance:
     #: At most ``concurrency_limit`` instances sharing the key run at once (spec §11.2).
     concurrency_key: str | None = None
     concurrency_limit: int = 1
+    #: The trace context active at insert (spec §14.2), as the tracer wrote it.
+    trace_context: str | None = None
 
 
 @attrs.frozen
@@ -125,6 +127,8 @@ class Job:
     awaits: tuple[str, ...]
     inbox: tuple[SignalRecord, ...]
     children: tuple[InstanceRecord, ...]
+    #: The trace context stored with the instance (spec §14.2), or None.
+    trace_context: str | None = None
     #: ``Lease(id, token)``, computed once (not a constructor argument).
     lease: Lease = attrs.field(init=False, eq=False, repr=False)
 
@@ -306,3 +310,19 @@ class Reclaimed:
     machine: str
     step: str
     attempt: int
+
+
+@attrs.frozen
+class EngineRecord:
+    """A live engine's announcement (spec §5.16): who it is, which machines
+    (``name@version``) it runs, which instance ids it held at its last
+    heartbeat; times are the store's clock."""
+
+    id: str
+    host: str
+    pid: int
+    machines: tuple[str, ...]
+    holding: tuple[int, ...]
+    started_at: float
+    heartbeat_at: float
+    expires_at: float

@@ -54,6 +54,7 @@ async def serve(
     policies: Mapping[str, RateLimitPolicy],
     config: EngineConfig,
     extra: Sequence[Callable[[], Awaitable[object]]] = (),
+    engine_id: str = "",
 ) -> AsyncIterator[None]:
     """Run the engine's tasks for the duration of the block; on leaving it, shut
     them down (gracefully unless the block raised). Raises the block's own
@@ -71,8 +72,9 @@ async def serve(
             )  # fmt: skip
             workers = Workers(ledger, runner, config.workers, completer.send)
             heartbeat = Heartbeat(
-                store, ledger, interval=config.heartbeat_interval, lease=config.lease
-            )
+                store, ledger, interval=config.heartbeat_interval, lease=config.lease,
+                engine=engine_id, machines=runs,
+            )  # fmt: skip
             nursery.start_soon(Reaper(store, ledger, interval=config.reap_interval).run)
             if config.workers and runs:
                 nursery.start_soon(picker.run)
@@ -85,7 +87,9 @@ async def serve(
                 completer.skip()
             for task in extra:
                 nursery.start_soon(task)
-            shutdown = Shutdown(store, ledger, picker, workers, completer, config.shutdown_grace)
+            shutdown = Shutdown(
+                store, ledger, picker, workers, completer, config.shutdown_grace, heartbeat
+            )
             try:
                 yield
             except BaseException as exc:
@@ -110,6 +114,7 @@ class Shutdown:
     workers: Workers
     completer: Completer
     grace: float
+    heartbeat: Heartbeat
 
     async def run(self, *, graceful: bool, body_error: BaseException | None = None) -> None:
         ledger = self.ledger
@@ -139,6 +144,7 @@ class Shutdown:
             if releases:
                 logger.info("releasing %d held instance(s)", len(releases))
                 await self._release(releases, body_error)
+            await self.heartbeat.withdraw()  # spec §5.16
 
     async def _release(self, releases: list[Release], body_error: BaseException | None) -> None:
         try:

@@ -36,6 +36,7 @@ from ._records import (
     Release,
     SignalRecord,
 )
+from ._sql_observe import ObserveMixin, SqliteObserveSql
 from ._sql_store import SqlStore
 from ._sqlite_inline import InlineSqlite
 from ._sqlite_thread import SqliteThread
@@ -48,7 +49,7 @@ SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
 SCHEMA_VERSION = max(sql.MIGRATIONS)
 
 
-class SqliteStore(SqlStore):
+class SqliteStore(ObserveMixin, SqlStore):
     """The embedded store. Open it with ``durable.open_store("sqlite:///path")``.
 
     ``clock`` (default ``time.time``) is the store's only source of "now"; tests
@@ -187,7 +188,7 @@ class SqliteStore(SqlStore):
             if child_count:
                 children = [ops.record(r) for r in c.execute(sql.CHILDREN, (id_,)).fetchall()]
             waits = () if awaits == "[]" else json.loads(awaits)
-            jobs.append(rules.job(row, waits, inbox.get(id_, ()), children))
+            jobs.append(rules.job(row, waits, inbox.get(id_, ()), children, row[11]))
         return Claim(tuple(jobs), tuple(throttled))
 
     async def next_due(self, machines: Sequence[tuple[str, int]]) -> float | None:
@@ -350,6 +351,18 @@ class SqliteStore(SqlStore):
         self, c: sqlite3.Connection, items: Sequence[NewInstance], now: float
     ) -> list[int]:
         return ops.insert_rows(c, items, now)
+
+    _observe_sql = SqliteObserveSql
+
+    async def _observe(self, fn: Callable[[Any, float | None], T], *, write: bool) -> T:
+        def op(c: sqlite3.Connection) -> T:
+            now = self._clock()
+            if not write:
+                return fn(c, now)
+            with ops.write(c):
+                return fn(c, now)
+
+        return await self._run(op, read=not write)
 
 
 @asynccontextmanager

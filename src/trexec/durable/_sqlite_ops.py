@@ -75,7 +75,7 @@ def insert_rows(c: sqlite3.Connection, items: Sequence[NewInstance], now: float)
                 sql.INSERT,
                 (item.machine, item.version, item.step, item.state, item.key,
                  item.parent_id, now + item.scheduled_in, now, now, item.priority,
-                 item.concurrency_key, item.concurrency_limit),
+                 item.concurrency_key, item.concurrency_limit, item.trace_context),
             )  # fmt: skip
         except sqlite3.IntegrityError as exc:
             raise rules.key_taken(item.key) from exc

@@ -113,6 +113,21 @@ MIGRATIONS: dict[int, list[str]] = {
             updated_at REAL NOT NULL
         )""",
     ],
+    # spec §14.2: the trace context stored with an instance; spec §5.16: the
+    # live engines' announcements, for explain.
+    5: [
+        "ALTER TABLE instances ADD COLUMN trace_context TEXT",
+        """CREATE TABLE IF NOT EXISTS trexec_engines (
+            id TEXT PRIMARY KEY,
+            host TEXT NOT NULL,
+            pid INTEGER NOT NULL,
+            machines TEXT NOT NULL,
+            holding TEXT NOT NULL,
+            started_at REAL NOT NULL,
+            heartbeat_at REAL NOT NULL,
+            expires_at REAL NOT NULL
+        )""",
+    ],
 }
 
 INSTANCE_COLUMNS = (
@@ -130,8 +145,8 @@ TABLE_EXISTS = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
 # --- insert (spec §5.3) -------------------------------------------------------
 INSERT = (
     "INSERT INTO instances (machine, version, step, status, state, key, parent_id,"
-    " run_at, created_at, updated_at, priority, concurrency_key, concurrency_limit)"
-    " VALUES (?, ?, ?, 'scheduled', ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " run_at, created_at, updated_at, priority, concurrency_key, concurrency_limit,"
+    " trace_context) VALUES (?, ?, ?, 'scheduled', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 PARENT_ADD_CHILD = (
     "UPDATE instances SET child_count = child_count + 1,"
@@ -172,7 +187,7 @@ CLAIM_ROWS = (
     " awaits = CASE WHEN status = 'awaiting' THEN '[]' ELSE awaits END, updated_at = ?"
     " WHERE id IN ({})"
     " RETURNING id, token, machine, version, step, attempt, state, key, parent_id,"
-    " awaits, child_count"
+    " awaits, child_count, trace_context"
 )
 CLAIM_INBOX = (
     "SELECT instance_id, id, name, payload, dedup_key, created_at FROM signals"

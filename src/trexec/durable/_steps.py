@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, assert_never
 
 import attrs
 
-from .. import _validate, telemetry
+from .. import _instrument, _validate, telemetry
 from ._effects import WithEffects
 from ._machine import Codec, Context, Instance, Machine, Signal
 from ._outcomes import Await, Done, Next, Outcome, Retry, ScheduleChildren, Stop, reason_text
@@ -192,6 +192,18 @@ class StepRunner:
         """Run the job's step (or ``handle``) to a commit; also return the step's
         outcome kind for telemetry. ``trio.Cancelled`` and ``KeyboardInterrupt``
         propagate: they are not step errors (spec §5.4.7)."""
+        hooks = _instrument.hooks
+        if hooks is None:  # spec §14.1: not instrumented costs this test only
+            return await self._run(job)
+        with hooks.step(
+            instance_id=job.id, machine=job.machine, step=job.step, attempt=job.attempt,
+            trace=job.trace_context,
+        ) as span:  # fmt: skip
+            commit, kind = await self._run(job)
+            span.outcome(kind)
+            return commit, kind
+
+    async def _run(self, job: Job) -> tuple[Commit, str]:
         machine = self.machines[(job.machine, job.version)]
         ctx, error = self.context(job)
         if error is None:
@@ -297,6 +309,9 @@ class StepRunner:
                         priority=child.priority,
                         concurrency_key=child.concurrency_key,
                         concurrency_limit=child.machine.concurrency_limit,
+                        trace_context=None
+                        if _instrument.hooks is None
+                        else _instrument.hooks.carrier(),
                     )
                 )
             return ChildrenCommit(

@@ -32,6 +32,7 @@ and ``run_at <= now``, or ``awaiting`` with a timeout and ``run_at <= now``.
 from __future__ import annotations
 
 import abc
+import builtins
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from .. import _validate
@@ -42,6 +43,7 @@ from ._records import (
     Commit,
     CommitStatus,
     Delivery,
+    EngineRecord,
     InstanceRecord,
     Lease,
     NewInstance,
@@ -321,6 +323,34 @@ class Store(abc.ABC):
         The default never calls back (the SQLite store: other processes are
         noticed by polling)."""
         return lambda: None
+
+    # --- observation (spec §5.16, §14): defaults for stores that keep none -------
+
+    async def announce(  # noqa: B027 - a store may keep no announcements
+        self, engine: str, host: str, pid: int, machines: Sequence[str],
+        holding: Sequence[int], ttl: float,
+    ) -> None:  # fmt: skip
+        """Record (or refresh) live engine ``engine``'s announcement, valid for
+        ``ttl`` seconds; forget announcements long expired (spec §5.16)."""
+
+    async def withdraw(self, engine: str) -> None:  # noqa: B027
+        """Remove ``engine``'s announcement (its clean shutdown)."""
+
+    async def engines(self) -> builtins.list[EngineRecord]:
+        """The announcements not yet expired, oldest engine first."""
+        return []
+
+    async def attach_trace(self, target: int | str, trace_context: str) -> None:  # noqa: B027
+        """Store ``trace_context`` with ``target`` (an id, or the key of a live
+        instance) unless it has one (spec §14.2); an unknown target is ignored."""
+
+    async def lease_expiry(self, instance_id: int) -> tuple[float | None, float]:
+        """The instance's lease expiry (None when not ``running``) and the store's now."""
+        return None, 0.0
+
+    async def count_runnable(self) -> dict[str, int]:
+        """Runnable instances now, per machine name (spec §14.3: the backlog)."""
+        return {}
 
     @abc.abstractmethod
     async def close(self) -> None:

@@ -109,6 +109,7 @@ def job(
     awaits: Iterable[str],
     inbox: Iterable[SignalRecord],
     children: Iterable[InstanceRecord],
+    trace_context: str | None = None,
 ) -> Job:
     """A claimed row (id, token, machine, version, step, attempt, state, key,
     parent_id, ...) with what the claim read beside it, as a job (spec §5.5)."""
@@ -126,6 +127,7 @@ def job(
         awaits=tuple(awaits),
         inbox=tuple(inbox),
         children=tuple(children),
+        trace_context=trace_context,
     )
 
 

@@ -8,6 +8,7 @@ lease belongs to from the claims it passes through.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from .. import _validate
@@ -17,6 +18,7 @@ from ..durable._records import (
     Commit,
     CommitStatus,
     Delivery,
+    EngineRecord,
     InstanceRecord,
     Lease,
     NewInstance,
@@ -256,6 +258,27 @@ class FaultyStore(Store):
 
     def subscribe(self, callback: Callable[[], object]) -> Callable[[], None]:
         return self.inner.subscribe(callback)
+
+    async def announce(
+        self, engine: str, host: str, pid: int, machines: Sequence[str],
+        holding: Sequence[int], ttl: float,
+    ) -> None:  # fmt: skip
+        await self.inner.announce(engine, host, pid, machines, holding, ttl)
+
+    async def withdraw(self, engine: str) -> None:
+        await self.inner.withdraw(engine)
+
+    async def engines(self) -> builtins.list[EngineRecord]:
+        return await self.inner.engines()
+
+    async def attach_trace(self, target: int | str, trace_context: str) -> None:
+        await self.inner.attach_trace(target, trace_context)
+
+    async def lease_expiry(self, instance_id: int) -> tuple[float | None, float]:
+        return await self.inner.lease_expiry(instance_id)
+
+    async def count_runnable(self) -> dict[str, int]:
+        return await self.inner.count_runnable()
 
     async def close(self) -> None:
         """The test engine's block closes the store it opened; a shared one is

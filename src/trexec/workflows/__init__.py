@@ -30,6 +30,7 @@ from ._definition import (
 )
 from ._describe import (
     describe_run as describe_run,
+    explain_run as explain_run,
     is_run as is_run,
     render_run as render_run,
 )
@@ -53,7 +54,7 @@ __all__ = [
     # dispatch and control
     "dispatch_run", "dispatch_steps", "DispatchMetadata", "RunDispatched", "cancel_run",
     # observing runs
-    "WorkflowEvent", "describe_run", "render_run", "is_run",
+    "WorkflowEvent", "describe_run", "render_run", "is_run", "explain_run",
     # errors
     "InvalidWorkflow", "DispatchError", "StepResultError",
 ]  # fmt: skip

@@ -200,6 +200,15 @@ class Workflow:
         """A workflow runs no background task of its own in the engine."""
         return ()
 
+    def explain_instance(self, instance: Any) -> str | None:
+        """``Engine.explain``'s hook (spec §5.16): what a run of this workflow
+        waits for (:func:`~trexec.workflows.explain_run`), else None."""
+        from ._describe import explain_run
+
+        if instance.machine != f"workflow:{self.name}":
+            return None
+        return explain_run(instance)
+
     def run_specs(
         self,
         input: Any,

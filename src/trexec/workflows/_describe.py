@@ -9,7 +9,7 @@ import cattrs
 
 from ._state import RunState
 
-__all__ = ["describe_run", "is_run", "render_run"]
+__all__ = ["describe_run", "explain_run", "is_run", "render_run"]
 
 _converter = cattrs.Converter()
 
@@ -51,6 +51,33 @@ def describe_run(instance: Any) -> dict[str, Any]:
         "completed": list(state.completed),
         "history": [attrs.asdict(entry) for entry in state.history],
     }
+
+
+def explain_run(instance: Any) -> str | None:
+    """What a workflow run instance waits for, in plain words (spec §5.16): the
+    steps not finished (each with its status and attempts), or None when
+    ``instance`` is not a run. ``Engine.explain`` and ``trexec explain`` add it."""
+    if not is_run(instance):
+        return None
+    try:
+        info = describe_run(instance)
+    except Exception:  # a state no RunState can load: durable's explanation stands
+        return None
+    phase = info["phase"]
+    if instance.status in ("done", "stopped", "cancelled"):
+        return f"workflow run of {info['workflow']!r} ended in phase {phase!r}"
+    open_steps = [
+        f"{row['step']} ({row['status']}, {row['attempts']} attempt(s))"
+        for row in info["steps"]
+        if row["status"] not in ("done", "failed", "skipped")
+        or row.get("compensation") == "running"
+    ]
+    if not open_steps:
+        return f"workflow run of {info['workflow']!r} ({phase}) has no step left to wait for"
+    return (
+        f"workflow run of {info['workflow']!r} ({phase}) is waiting for steps:"
+        f" {', '.join(open_steps)}"
+    )
 
 
 def render_run(instance: Any) -> Any:

@@ -19,6 +19,7 @@ from typing import Any, ClassVar, Literal
 import attrs
 import cattrs
 
+from .. import _instrument
 from ..durable import (
     Await,
     Context,
@@ -156,7 +157,14 @@ class _StepMachine(Machine):
             await self._emit(ctx, task, "step_started")
         retryable = True
         try:
-            result = await fn(step_ctx)
+            hooks = _instrument.hooks
+            if hooks is None:  # spec §14.1
+                result = await fn(step_ctx)
+            else:
+                with hooks.workflow_step(
+                    workflow=wf.name, step=task.step, run_id=task.run_id, attempt=task.attempt
+                ):
+                    result = await fn(step_ctx)
             try:
                 # NaN/Infinity are not JSON: the store would refuse them (spec §5.1.4).
                 json.dumps(result, allow_nan=False)
