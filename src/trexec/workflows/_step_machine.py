@@ -222,7 +222,9 @@ class _StepMachine(Machine):
         return WithEffects(
             _ended(task),
             signals=[signal],
-            fallback=Next("report", task),
+            # `report` reads neither the input nor the results so far: the fallback's
+            # state leaves them out (it is encoded with every step's commit).
+            fallback=Next("report", attrs.evolve(task, input=None, results={})),
             state=task if ended else None,
             has_state=ended,
         )
