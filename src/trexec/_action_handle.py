@@ -223,9 +223,9 @@ class ActionHandle(Completion, Generic[T]):
         try:
             # A single attempt's timeout is the handle scope's own deadline: one cancel
             # scope per action instead of two (cancel() sets a flag to tell them apart).
-            deadline = None
+            deadline_at = None
             if opts.timeout is not None and not opts.retries:
-                deadline = trio.current_time() + opts.timeout  # spec §1.2
+                deadline_at = trio.current_time() + opts.timeout  # spec §1.2
             # spec §1.5: a single attempt takes its first step before the handle's
             # scope is entered: nothing can cancel it until it suspends (a deadline that
             # passed meanwhile fires at that suspension), and an action that never
@@ -244,8 +244,8 @@ class ActionHandle(Completion, Generic[T]):
             scope = self._scope
             if scope is None:
                 scope = self._scope = trio.CancelScope()
-            if deadline is not None:
-                scope.deadline = deadline
+            if deadline_at is not None:
+                scope.deadline = deadline_at
             late = type(first) is _late_scope.Suspended
             try:
                 with _NOT_YET if late else scope:
