@@ -158,3 +158,54 @@ async def test_time_spent_before_the_first_suspension_counts_toward_the_timeout(
 
     with pytest.raises(trexec.ActionTimeout):
         await trexec.run_action(slow_start, timeout=1)
+
+
+async def test_cancel_reaches_a_task_started_with_nursery_start_before_suspending(
+    autojump_clock,
+):
+    stopped = []
+
+    async def server(task_status=trio.TASK_STATUS_IGNORED):
+        task_status.started("ready")
+        try:
+            await trio.sleep_forever()
+        finally:
+            stopped.append(trio.current_time())
+
+    async def serving(params, context):
+        async with trio.open_nursery() as inner:
+            context["ready"] = await inner.start(server)
+
+    context = {}
+    async with trio.open_nursery() as nursery:
+        handle = trexec.start_action(nursery, serving, None, context)
+        await trio.sleep(3)
+        handle.cancel()
+    assert type(handle.check().error) is trexec.ActionCancelled
+    assert context == {"ready": "ready"}
+    assert stopped == [3]
+
+
+async def test_an_error_raised_before_suspending_past_the_deadline_is_a_timeout(
+    autojump_clock,
+):
+    async def slow_then_boom(params, context):
+        autojump_clock.jump(5)  # past the deadline, though it never checkpoints
+        raise ValueError("boom")
+
+    with pytest.raises(trexec.ActionTimeout) as info:
+        await trexec.run_action(slow_then_boom, timeout=1)
+    assert isinstance(info.value.__cause__, ValueError)
+    assert info.value.attempts == 1
+
+
+async def test_an_error_raised_before_suspending_within_the_deadline_is_a_failure(
+    autojump_clock,
+):
+    async def quick_boom(params, context):
+        autojump_clock.jump(0.5)
+        raise ValueError("boom")
+
+    with pytest.raises(trexec.ActionFailed) as info:
+        await trexec.run_action(quick_boom, timeout=1)
+    assert isinstance(info.value.__cause__, ValueError)

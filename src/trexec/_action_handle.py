@@ -258,7 +258,13 @@ class ActionHandle(Completion, Generic[T]):
                                     if self._cancel_requested:  # by itself (spec §1.5)
                                         escaped = pending
                                         break
-                                    error = self._failed(pending)  # no deadline fired yet
+                                    # spec §1.2: raised after its deadline passed: a timeout
+                                    timed_out = scope.cancel_called
+                                    error = (
+                                        self._timed_out(pending)
+                                        if timed_out
+                                        else self._failed(pending)
+                                    )
                                 elif not late:
                                     value = await pending
                                 else:
