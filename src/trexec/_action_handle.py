@@ -10,6 +10,7 @@ handle, so ``wait``, ``check``, ``wait_all`` and ``as_completed`` only read it.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from typing import Any, Generic, TypeVar
 
@@ -17,7 +18,7 @@ import attrs
 import outcome
 import trio
 
-from . import _instrument, _validate, telemetry
+from . import _instrument, _late_scope, _validate, telemetry
 from ._action_class import CompensateFn, RunFn, action_name
 from ._backoff import Backoff
 from ._exceptions import ActionCancelled, ActionError, ActionFailed, ActionTimeout
@@ -30,6 +31,9 @@ T = TypeVar("T")
 _ids = itertools.count(1)
 
 DEFAULT_BACKOFF = Backoff()
+
+# The scope of a run whose first step suspended is entered by _late_scope.resume.
+_NOT_YET = contextlib.nullcontext()
 
 
 @attrs.frozen
@@ -87,7 +91,7 @@ class ActionHandle(Completion, Generic[T]):
         self._params = params
         self._context = context
         self._opts = opts
-        self._scope = trio.CancelScope()
+        self._scope: trio.CancelScope | None = None
         self._cancel_requested = False
         self._attempts = 0
         self._value: Any = None
@@ -117,8 +121,10 @@ class ActionHandle(Completion, Generic[T]):
         finished anyway (it returned without reaching another checkpoint).
         An action cancelled before it started never runs.
         """
-        if not self.done:
+        if not self._done:
             self._cancel_requested = True
+            if self._scope is None:  # made by the run only once it needs one
+                self._scope = trio.CancelScope()
             self._scope.cancel()
 
     def check(self) -> outcome.Outcome[T] | None:
@@ -137,13 +143,13 @@ class ActionHandle(Completion, Generic[T]):
         """
         if timeout is not None:
             timeout = _validate.seconds("timeout", timeout)
-        if self.done:
+        if self._done:
             await trio.lowlevel.checkpoint()
         elif timeout is None:
-            await self._finished.wait()
+            await super()._wait_finished()
         else:
             with trio.fail_after(timeout):
-                await self._finished.wait()
+                await super()._wait_finished()
         return self._unwrap()
 
     def __repr__(self) -> str:
@@ -164,8 +170,8 @@ class ActionHandle(Completion, Generic[T]):
 
     async def _wait_finished(self) -> None:
         # wait_all checkpoints once itself; a finished handle needs no schedule point.
-        if not self.done:
-            await self._finished.wait()
+        if not self._done:
+            await super()._wait_finished()
 
     # --- the run --------------------------------------------------------------
 
@@ -219,31 +225,76 @@ class ActionHandle(Completion, Generic[T]):
         if self._cancel_requested:  # spec §1.5: cancelled before it started
             self._set_error(self._cancelled(), started)
             return
-        opts, scope = self._opts, self._scope
+        opts = self._opts
         fn, params, context = self._run_fn, self._params, self._context
-        # A single attempt's timeout is the handle scope's own deadline: one cancel
-        # scope per action instead of two (cancel() sets a flag to tell them apart).
         per_attempt = opts.timeout if opts.retries else None
-        if opts.timeout is not None and not opts.retries:
-            scope.deadline = trio.current_time() + opts.timeout  # spec §1.2
         error: ActionError | None = None
         escaped: Exception | None = None
         try:
+            # A single attempt's timeout is the handle scope's own deadline: one cancel
+            # scope per action instead of two (cancel() sets a flag to tell them apart).
+            deadline_at = None
+            if opts.timeout is not None and not opts.retries:
+                deadline_at = trio.current_time() + opts.timeout  # spec §1.2
+            # spec §1.5: a single attempt takes its first step before the handle's
+            # scope is entered: nothing can cancel it until it suspends (a deadline that
+            # passed meanwhile fires at that suspension), and an action that never
+            # suspends (issue #15) costs no cancel scope at all.
+            first: Any = None
+            if not opts.retries and _late_scope.AVAILABLE:
+                outer = _late_scope.outer_status()
+                self._attempts = 1
+                try:
+                    first = _late_scope.first_step(fn(params, context))
+                except Exception as exc:  # handled in the loop below, like any failure
+                    first = exc
+                if type(first) is _late_scope.Returned:
+                    self._set_value(first.value, started)
+                    return
+            scope = self._scope
+            if scope is None:
+                scope = self._scope = trio.CancelScope()
+            if deadline_at is not None:
+                scope.deadline = deadline_at
+            late = type(first) is _late_scope.Suspended
             try:
-                with scope:
+                with _NOT_YET if late else scope:
                     while True:
-                        self._attempts += 1
                         error = attempt = None
                         try:
-                            if per_attempt is None:
+                            if first is not None:
+                                pending, first = first, None
+                                if isinstance(pending, Exception):  # raised, never suspended
+                                    if self._cancel_requested:  # by itself (spec §1.5)
+                                        escaped = pending
+                                        break
+                                    # spec §1.2: raised after its deadline passed: a timeout
+                                    timed_out = scope.cancel_called
+                                    error = (
+                                        self._timed_out(pending)
+                                        if timed_out
+                                        else self._failed(pending)
+                                    )
+                                elif not late:
+                                    value = await pending
+                                else:
+                                    value = await _late_scope.resume(pending, scope, outer)
+                                    if scope.cancelled_caught:  # cancel() or deadline
+                                        break
+                            elif per_attempt is None:
+                                self._attempts += 1
                                 value = await fn(params, context)
                             else:
+                                self._attempts += 1
                                 with trio.move_on_after(per_attempt) as attempt:  # spec §1.2
                                     value = await fn(params, context)
                                 if attempt.cancelled_caught:
                                     error = self._timed_out()
                         except Exception as exc:  # spec §1.2: Cancelled, KeyboardInterrupt pass
                             if self._cancel_requested:  # spec §1.5: raised while cancelled
+                                escaped = exc
+                                break
+                            if scope.cancelled_caught:  # left a late scope, as below
                                 escaped = exc
                                 break
                             # spec §1.2: raised while its deadline cancelled it (a plain

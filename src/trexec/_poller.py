@@ -152,7 +152,7 @@ class Poller(Completion):
         limit = _validate.seconds("timeout", timeout, allow_none=True)
         if self._result is None:
             with trio.fail_after(self.timeout + 1.0 if limit is None else limit):
-                await self._finished.wait()
+                await self._wait_finished()
         else:
             await trio.lowlevel.checkpoint()  # finished: no deadline can fail it
         assert self._result is not None
@@ -422,5 +422,5 @@ async def wait_pollers(
     else:
         with trio.fail_after(limit):
             for poller in items:
-                await poller._finished.wait()
+                await poller._wait_finished()
     return [(p.id, p._result) for p in items if p._result is not None]

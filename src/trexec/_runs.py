@@ -135,7 +135,7 @@ class RunHandle(Completion):
         """
         seconds = _validate.seconds("timeout", timeout, allow_none=True)
         with trio.fail_after(math.inf if seconds is None else seconds):
-            await self._finished.wait()
+            await self._wait_finished()
         assert self._result is not None
         return self._result
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Awaitable, Callable
+from inspect import CO_COROUTINE
+from types import FunctionType
 from typing import Any, NoReturn, TypeGuard
 
 from ._exceptions import InvalidArgument
@@ -78,6 +80,9 @@ def is_async_callable(value: object) -> TypeGuard[Callable[..., Awaitable[Any]]]
     an instance whose class defines ``async def __call__``. A sync function (or an
     async generator) would run, side effects and all, and only then fail at
     ``await``: entry points reject it up front."""
+    # The common case first, without inspect's unwrapping (issue #15: per-action cost).
+    if type(value) is FunctionType and value.__code__.co_flags & CO_COROUTINE:
+        return True
     if inspect.iscoroutinefunction(value):
         return True
     return (

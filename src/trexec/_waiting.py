@@ -2,8 +2,8 @@
 
 Both work on anything built on :class:`Completion`, the small base shared by
 :class:`~trexec.ActionHandle` and :class:`~trexec.Poller`: a one-shot
-``trio.Event`` plus synchronous done-callbacks, so waiting on N handles costs
-no task per handle.
+``trio.Event`` (created only when a task has to wait) plus synchronous
+done-callbacks, so waiting on N handles costs no task per handle.
 """
 
 from __future__ import annotations
@@ -28,19 +28,24 @@ class Completion:
     Outcome can be unwrapped only once).
     """
 
-    __slots__ = ("_callbacks", "_finished")
+    __slots__ = ("_callbacks", "_done", "_finished")
 
     def __init__(self) -> None:
-        self._finished = trio.Event()
+        self._done = False
+        # Most handles finish before anyone waits on them (issue #15: start + wait of
+        # 10k actions): the event is made by the first waiter, not by every handle.
+        self._finished: trio.Event | None = None
         self._callbacks: list[Callable[[Any], None]] | None = []
 
     @property
     def done(self) -> bool:
         """True once the result is set; never blocks."""
-        return self._finished.is_set()
+        return self._done
 
     def _finish(self) -> None:
-        self._finished.set()
+        self._done = True
+        if self._finished is not None:
+            self._finished.set()
         callbacks, self._callbacks = self._callbacks, None
         for callback in callbacks or ():
             callback(self)
@@ -57,6 +62,12 @@ class Completion:
             self._callbacks.remove(callback)
 
     async def _wait_finished(self) -> None:
+        """Block until finished; a checkpoint even when it already is (``Event.wait``)."""
+        if self._done:
+            await trio.lowlevel.checkpoint()
+            return
+        if self._finished is None:
+            self._finished = trio.Event()
         await self._finished.wait()
 
     def _outcome(self) -> outcome.Outcome[Any]:  # pragma: no cover - abstract
