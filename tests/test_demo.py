@@ -242,6 +242,7 @@ async def test_plain_view_prints_one_line_per_retry_and_finished_order(
 # --- the command (spec §9.1, §9.6) -----------------------------------------------
 
 
+@pytest.mark.slow  # a whole demo in a subprocess, real time
 def test_demo_runs_orders_to_completion_with_summary_and_journal(tmp_path: Path) -> None:
     result = run_demo(tmp_path, "--orders", "8", "--workers", "4", "--seed", "11")
     assert result.returncode == 0, result.stderr
@@ -393,6 +394,7 @@ def test_demo_reset_cancels_the_interrupted_runs_and_starts_over(tmp_path: Path)
     assert {r.status for r in runs} <= {"done", "stopped"}
 
 
+@pytest.mark.slow
 @pytest.mark.postgres
 def test_demo_runs_on_postgresql(tmp_path: Path) -> None:
     # A schema of its own: other tests share the database.
