@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _postgres_sql as sql, _store_rules as rules
 from ._exceptions import DuplicateKey
+from ._postgres_insert import insert_params, insert_rows
 from ._records import TERMINAL, Commit, CommitStatus, Effects, NewInstance, SignalEffect
 
 if TYPE_CHECKING:
@@ -92,8 +93,6 @@ class PendingEffects:
 def one_by_one(batch: CompleteBatch, commit: Commit, effects: Effects) -> CommitStatus:
     """Write ``commit`` of the ``CompleteBatch`` ``batch`` and its effects one
     statement at a time (keyed targets, dedup keys, parents: spec §5.4.10)."""
-    from ._postgres_ops import insert_rows
-
     batch.flush()
     c = batch.c
     targets = []
@@ -135,20 +134,3 @@ def one_by_one(batch: CompleteBatch, commit: Commit, effects: Effects) -> Commit
             continue
         batch.wakes = True
     return status
-
-
-def insert_params(items: Sequence[NewInstance]) -> tuple[list[Any], ...]:
-    """The column arrays of ``INSERT``/``INSERT_SKIP_LIVE`` for ``items``."""
-    return (
-        [i.machine for i in items],
-        [i.version for i in items],
-        [i.step for i in items],
-        [i.state for i in items],
-        [i.key for i in items],
-        [i.parent_id for i in items],
-        [float(i.scheduled_in) for i in items],
-        [i.priority for i in items],
-        [i.concurrency_key for i in items],
-        [i.concurrency_limit for i in items],
-        [i.trace_context for i in items],
-    )

@@ -16,7 +16,8 @@ import psycopg.errors
 
 from . import _postgres_sql as sql, _store_rules as rules
 from ._exceptions import DuplicateKey
-from ._postgres_effects import PendingEffects, batchable, insert_params, one_by_one
+from ._postgres_effects import PendingEffects, batchable, one_by_one
+from ._postgres_insert import insert_rows as insert_rows
 from ._records import (
     TERMINAL,
     AwaitCommit,
@@ -26,7 +27,6 @@ from ._records import (
     Delivery,
     DoneCommit,
     Effects,
-    NewInstance,
     NextCommit,
     RetryCommit,
     StopCommit,
@@ -49,26 +49,6 @@ Conn = psycopg.Connection[Any]
 
 record = rules.record
 signal = rules.signal
-
-
-def insert_rows(c: Conn, items: Sequence[NewInstance]) -> list[int]:
-    """Insert ``items`` (spec §5.3); raises DuplicateKey / NoTarget (nothing inserted)."""
-    parents: dict[int, int] = {}
-    for item in items:
-        if item.parent_id is not None:
-            parents[item.parent_id] = parents.get(item.parent_id, 0) + 1
-    if parents:
-        found = {row[0] for row in c.execute(sql.LOCK_PARENTS, (sorted(parents),))}
-        missing = sorted(set(parents) - found)
-        if missing:
-            raise rules.no_parent(missing[0])
-        c.execute(sql.PARENT_ADD_CHILDREN, (list(parents), list(parents.values())))
-    try:
-        rows = c.execute(sql.INSERT, insert_params(items)).fetchall()
-    except psycopg.errors.UniqueViolation as exc:
-        key = duplicate_key(exc, items)
-        raise rules.key_taken(key) from exc
-    return sorted(row[0] for row in rows)
 
 
 def complete(
@@ -291,15 +271,6 @@ class CompleteBatch:
                 self.wakes = True
         self._next, self._done, self._stop, self._consumed, self._finished = [], [], [], [], []
         self._await = []
-
-
-def duplicate_key(exc: psycopg.errors.UniqueViolation, items: Sequence[NewInstance]) -> str | None:
-    """The key the server named in its error, else the first key of ``items``."""
-    detail = exc.diag.message_detail or ""
-    for item in items:
-        if item.key is not None and f"=({item.key})" in detail:
-            return item.key
-    return next((i.key for i in items if i.key is not None), None)
 
 
 def prune_batch(
