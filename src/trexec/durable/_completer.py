@@ -14,7 +14,7 @@ import trio
 
 from .. import telemetry
 from ._exceptions import DuplicateKey, StoreRejected
-from ._ledger import Ledger, retrying
+from ._ledger import Ledger, Service, retrying
 from ._outcomes import reason_text
 from ._records import (
     Claim,
@@ -35,7 +35,7 @@ logger = logging.getLogger("trexec.durable")
 Outcome = tuple[Commit, Job, str, float]
 
 
-class Completer:
+class Completer(Service):
     """Commits the workers' outcomes in batches of up to ``batch_size``, and
     claims in the same transaction what that frees (spec §5.5.3).
 
@@ -68,26 +68,15 @@ class Completer:
         # engine's nursery, not in the completer's shielded scope.
         self._spawn = spawn
         self.send, self._receive = trio.open_memory_channel[Outcome](math.inf)
-        self._scope = trio.CancelScope(shield=True)
-        #: Set once the completer is gone.
-        self.done = trio.Event()
-
-    def stop(self) -> None:
-        self._scope.cancel()
+        # spec §5.5.4: shielded from the start; ``done`` is set once it is gone.
+        super().__init__(shield=True)
 
     def skip(self) -> None:
         """For an engine that runs no steps: nothing will ever be sent."""
         self.send.close()
         self.done.set()
 
-    async def run(self) -> None:
-        try:
-            with self._scope:
-                await self._complete()
-        finally:
-            self.done.set()
-
-    async def _complete(self) -> None:
+    async def _serve(self) -> None:
         receive, ledger, store, batch_size = (
             self._receive,
             self._ledger,

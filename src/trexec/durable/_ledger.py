@@ -126,3 +126,32 @@ async def retrying(
             )
             await trio.sleep(delay)
             delay = min(delay * 2, 5.0)
+
+
+class Service:
+    """An engine task with a cancel scope of its own (spec §5.5.1): :meth:`run`
+    runs :meth:`_serve` inside it, :meth:`stop` cancels it, and ``done`` is set
+    once it ended, however it ended. ``shield`` makes the scope shielded from
+    the start (the completer, spec §5.5.4: never toggle it on a running task)."""
+
+    def __init__(self, *, shield: bool = False) -> None:
+        self._scope = trio.CancelScope(shield=shield)
+        #: Set once the task is gone.
+        self.done = trio.Event()
+
+    def stop(self) -> None:
+        self._scope.cancel()
+
+    async def run(self) -> None:
+        try:
+            with self._scope:
+                await self._serve()
+        finally:
+            self._ended()
+            self.done.set()
+
+    async def _serve(self) -> None:
+        raise NotImplementedError
+
+    def _ended(self) -> None:
+        """Called as the task ends, before ``done`` is set."""

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from ._ledger import Ledger, retrying
+from ._ledger import Ledger, Service, retrying
 from ._records import Claim, RateLimitPolicy
 from ._store import Store
 
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from ._steps import StepRunner
 
 
-class Picker:
+class Picker(Service):
     """Claims batches sized to free capacity and queues them for the workers;
     when nothing is runnable, sleeps until ``store.next_due`` or a wake-up, at
     most ``poll_interval`` (spec §5.5.2). :meth:`stop` ends it."""
@@ -42,21 +42,10 @@ class Picker:
         self._batch_size = batch_size
         self._lease = lease
         self._poll_interval = poll_interval
-        self._scope = trio.CancelScope()
-        #: Set once the picker is gone: a claim in flight has landed in ``held``.
-        self.done = trio.Event()
+        # ``done``: set once the picker is gone (a claim in flight has landed in ``held``).
+        super().__init__()
 
-    def stop(self) -> None:
-        self._scope.cancel()
-
-    async def run(self) -> None:
-        try:
-            with self._scope:
-                await self._pick()
-        finally:
-            self.done.set()
-
-    async def _pick(self) -> None:
+    async def _serve(self) -> None:
         ledger, store, runs = self._ledger, self._store, self._runs
         while True:
             free = ledger.free()
@@ -87,7 +76,7 @@ class Picker:
         return claim
 
 
-class Workers:
+class Workers(Service):
     """``count`` tasks that run queued jobs' steps (``_steps.StepRunner``) and
     send each outcome to the completer (spec §5.5.3). :meth:`stop` cancels the
     steps in flight; when the workers end, the completer's channel closes."""
@@ -103,23 +92,16 @@ class Workers:
         self._runner = runner
         self._count = count
         self._outcomes = outcomes
-        self._scope = trio.CancelScope()
-        #: Set once every worker is gone.
-        self.done = trio.Event()
+        super().__init__()  # ``done``: set once every worker is gone
 
-    def stop(self) -> None:
-        self._scope.cancel()
+    async def _serve(self) -> None:
+        async with trio.open_nursery() as nursery:
+            for _ in range(self._count):
+                nursery.start_soon(self._work)
 
-    async def run(self) -> None:
-        try:
-            with self._scope:
-                async with trio.open_nursery() as nursery:
-                    for _ in range(self._count):
-                        nursery.start_soon(self._work)
-        finally:
-            # Even when cancelled from outside: the completer ends once drained.
-            self._outcomes.close()
-            self.done.set()
+    def _ended(self) -> None:
+        # Even when cancelled from outside: the completer ends once drained.
+        self._outcomes.close()
 
     async def _work(self) -> None:
         ledger, run, send = self._ledger, self._runner.run, self._outcomes
