@@ -8,11 +8,21 @@ result.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from .._poller import Poller
     from .._poller_values import InjectedEvent
-    from ._example import Example
+
+
+class Example(Protocol):
+    """What a report reads of an example (``_example.Example``)."""
+
+    machine_name: str
+    steps: list[str]
+    log: list[InjectedEvent]
+    pollers: list[Poller]
+
 
 _MARK = "trexec.stateful report"
 _MAX_EVENTS = 50  # the first and the last ones are kept, the middle is counted
