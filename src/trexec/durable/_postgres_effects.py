@@ -6,17 +6,27 @@ each inside the batch's transaction."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from . import _postgres_sql as sql, _store_rules as rules
 from ._exceptions import DuplicateKey
 from ._postgres_insert import insert_params, insert_rows
 from ._records import TERMINAL, Commit, CommitStatus, Effects, NewInstance, SignalEffect
 
-if TYPE_CHECKING:
-    from ._postgres_ops import CompleteBatch
-
 Conn = Any  # psycopg.Connection[Any]
+
+
+class CompleteBatch(rules.CommitWriter, Protocol):
+    """What the effects read and write of ``_postgres_ops.CompleteBatch``."""
+
+    c: Conn
+    wakes: bool
+    effects: PendingEffects
+
+    def flush(self) -> None: ...
+
+    def _track(self, commit: Commit, status: CommitStatus) -> CommitStatus: ...
+
 
 #: A live row's status and the signal names it awaits, as the batch left it.
 Live = tuple[str, Sequence[str]]
