@@ -19,7 +19,7 @@ from typing import Any, Literal
 import attrs
 
 from .. import _validate
-from ._insert import check_priority
+from ._limits import check_priority
 from ._machine import Machine, check_machine
 
 __all__ = [

@@ -9,8 +9,8 @@ from typing import Any
 import attrs
 
 from .. import _validate
+from ._limits import MAX_DELAY, MAX_PRIORITY, check_concurrency_key, check_priority
 from ._machine import Machine, check_machine
-from ._steps import MAX_DELAY
 
 __all__ = [
     "MAX_PRIORITY",
@@ -21,27 +21,6 @@ __all__ = [
     "check_target",
     "schedule_in_of",
 ]
-
-#: The highest ``priority`` (spec §11.1): priorities are ints from 0 (the
-#: default, the lowest) to this; a bounded range keeps the claim's scan over
-#: distinct priorities short.
-MAX_PRIORITY = 1000
-
-
-def check_priority(name: str, value: object) -> int:
-    """An int in ``0..MAX_PRIORITY`` (spec §11.1); bool, float and str are refused."""
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_PRIORITY:
-        _validate.fail(name, value, f"an int from 0 to {MAX_PRIORITY} (higher runs first)")
-    return value
-
-
-def check_concurrency_key(name: str, value: object) -> str | None:
-    """None or a non-empty str without NUL characters of at most 512 characters (§11.2)."""
-    if value is not None and (
-        not isinstance(value, str) or not value or "\x00" in value or len(value) > 512
-    ):
-        _validate.fail(name, value, "None or a non-empty str (no NUL, at most 512 characters)")
-    return value
 
 
 def check_key(name: str, value: object) -> str | None:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import attrs
 
 from .. import _validate
+from ._limits import check_concurrency_key, check_priority
 
 if TYPE_CHECKING:
     from ._machine import Machine
@@ -113,7 +114,6 @@ class Child:
     concurrency_key: str | None = attrs.field(default=None, kw_only=True)
 
     def __attrs_post_init__(self) -> None:
-        from ._insert import check_concurrency_key, check_priority
         from ._machine import check_machine
 
         check_machine("machine", self.machine)

@@ -15,6 +15,7 @@ import attrs
 
 from .. import _instrument, _validate, telemetry
 from ._effects import WithEffects
+from ._limits import MAX_DELAY, MAX_WEIGHT
 from ._machine import Codec, Context, Instance, Machine, Signal
 from ._outcomes import Await, Done, Next, Outcome, Retry, ScheduleChildren, Stop, reason_text
 from ._records import (
@@ -36,12 +37,6 @@ if TYPE_CHECKING:
     from ._engine_api import Engine
 
 logger = logging.getLogger("trexec.durable")
-
-
-#: The longest delay or timeout every store can hold (PostgreSQL's timestamps end
-#: in 294276 AD), and the largest weight (a 32-bit integer column).
-MAX_DELAY = 1e11  # about 3,000 years
-MAX_WEIGHT = 2**31 - 1
 
 
 def _storable(commit: Commit) -> Commit:
