@@ -155,10 +155,12 @@ async def _run_view(store: Any, record: InstanceRecord) -> Any:
         steps.add_column(column)
     for row in info["steps"]:
         # A step's time runs from its dispatch to its end (retries and their backoff included).
-        instance = await store.get(step_key(run_key, row["step"]))
-        duration = None
-        if instance is not None and instance.status in ("done", "stopped"):
-            duration = instance.updated_at - instance.created_at
+        # A step that ran inline in its run has its own (spec §6.6.2).
+        duration = row.get("duration")
+        if duration is None:
+            instance = await store.get(step_key(run_key, row["step"]))
+            if instance is not None and instance.status in ("done", "stopped"):
+                duration = instance.updated_at - instance.created_at
         compensation = row["compensation"] or ""
         if row["compensation_error"]:
             compensation += f": {row['compensation_error']}"

@@ -175,7 +175,7 @@ async def test_workflow_steps_inherit_the_run_priority(store):
     async def one(ctx):
         return {"ok": True}
 
-    wf = workflows.Workflow("prio_wf", [workflows.Step("one", one)])
+    wf = workflows.Workflow("prio_wf", [workflows.Step("one", one)], execution="instances")
     async with durable.open_engine(store, [], workflows=[wf], workers=0) as engine:
         run_id = await engine.start_workflow(wf, {}, priority=7, concurrency_key="tenant-1")
         instances = await engine.list()

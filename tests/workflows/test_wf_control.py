@@ -17,7 +17,7 @@ async def test_schedule_in_delays_the_whole_run(store, autojump_clock):
     async def step(ctx):
         ran.append(ctx.step)
 
-    wf = Workflow("later", [Step("a", step)])
+    wf = Workflow("later", [Step("a", step)], execution="instances")
     async with durable.open_engine(store, workflows=[wf], **FAST) as engine:
         run_id = await engine.start_workflow(wf, None, schedule_in=1.0)
         before = await engine.get(run_id)
@@ -28,7 +28,9 @@ async def test_schedule_in_delays_the_whole_run(store, autojump_clock):
     assert ran == ["a"]
 
 
-def blocking_saga(log: list, gate: trio.Event, entered: trio.Event | None = None) -> Workflow:
+def blocking_saga(
+    log: list, gate: trio.Event, entered: trio.Event | None = None, execution: str = "inline"
+) -> Workflow:
     async def first(ctx):
         log.append("first")
         return 1
@@ -58,6 +60,7 @@ def blocking_saga(log: list, gate: trio.Event, entered: trio.Event | None = None
             Step("second", second, after=["first"], compensate=undo("second")),
             Step("third", third, after=["second"], compensate=undo("third")),
         ],
+        execution=execution,
     )
 
 
@@ -89,7 +92,7 @@ async def test_engine_cancel_starts_nothing_new_and_compensates_what_completed(
 ):
     log: list = []
     gate, entered = trio.Event(), trio.Event()
-    wf = blocking_saga(log, gate, entered)
+    wf = blocking_saga(log, gate, entered, execution="instances")  # spec §6.11.2
     async with durable.open_engine(store, workflows=[wf], **FAST) as engine:
         run_id = await engine.start_workflow(wf, None)
         with trio.fail_after(5):
@@ -182,6 +185,7 @@ async def test_engine_cancel_while_compensating_hands_the_rest_to_the_compensato
             Step("b", ok, after=["a"], compensate=undo_b),
             Step("c", fail, after=["b"]),
         ],
+        execution="instances",  # spec §6.11.2: the compensator is an instances-mode rule
     )
     async with durable.open_engine(store, workflows=[wf], **FAST) as engine:
         run_id = await engine.start_workflow(wf, None)
@@ -204,7 +208,9 @@ async def test_engine_cancel_before_a_scheduled_run_starts_runs_nothing(store, a
     async def step(ctx):
         ran.append(ctx.step)
 
-    wf = Workflow("cancel-early", [Step("a", step, compensate=step), Step("b", step)])
+    wf = Workflow(
+        "cancel-early", [Step("a", step, compensate=step), Step("b", step)], execution="instances"
+    )
     async with durable.open_engine(store, workflows=[wf], **FAST) as engine:
         run_id = await engine.start_workflow(wf, None, schedule_in=0.2)
         await engine.cancel(run_id)
@@ -221,7 +227,7 @@ async def test_engine_cancel_before_a_scheduled_run_starts_runs_nothing(store, a
 
 async def test_a_rerun_of_plan_does_not_dispatch_a_step_twice(store, monkeypatch, autojump_clock):
     # spec §6.10.2: the run's plan step fails after choosing to dispatch "b" and
-    # before its commit; the dispatch is part of that commit (§6.6.2), so nothing
+    # before its commit; the dispatch is part of that commit (§6.6.4), so nothing
     # was inserted and the re-run dispatches "b" exactly once.
     from trexec.workflows import _run_machine
 
@@ -244,7 +250,7 @@ async def test_a_rerun_of_plan_does_not_dispatch_a_step_twice(store, monkeypatch
         return real(wf, run_id, state, steps, delay)
 
     monkeypatch.setattr(_run_machine, "step_specs", crashing_specs)
-    wf = Workflow("rerun", [Step("a", a), Step("b", b, after=["a"])])
+    wf = Workflow("rerun", [Step("a", a), Step("b", b, after=["a"])], execution="instances")
     async with durable.open_engine(store, workflows=[wf], workers=4, **FAST) as engine:
         run = await engine.wait(await engine.start_workflow(wf, None), timeout=10)
         instances = await engine.list(machine="workflow:rerun:step")

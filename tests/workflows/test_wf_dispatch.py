@@ -12,7 +12,11 @@ async def step(ctx):
     return ctx.step
 
 
-WF = Workflow("dispatch", [Step("a", step), Step("b", step), Step("c", step, after=["a", "b"])])
+WF = Workflow(
+    "dispatch",
+    [Step("a", step), Step("b", step), Step("c", step, after=["a", "b"])],
+    execution="instances",
+)
 
 
 async def test_a_new_run_has_its_entry_steps_dispatched(store):

@@ -15,7 +15,7 @@ async def ok(ctx):
     return ctx.step
 
 
-def make(fail_b: bool) -> Workflow:
+def make(fail_b: bool, execution: str = "inline") -> Workflow:
     async def b(ctx):
         if fail_b:
             raise RuntimeError("b broke")
@@ -30,6 +30,7 @@ def make(fail_b: bool) -> Workflow:
             Step("a", ok, compensate=undo),
             Step("b", b, after=["a"], retries=1, backoff=Backoff(initial=0.001, max=0.001)),
         ],
+        execution=execution,
     )
 
 
@@ -92,7 +93,7 @@ async def test_run_started_precedes_the_first_step_started_whoever_runs_first(st
     before any engine ran the run's first step: the step waits for the run."""
     from trexec.workflows._step_machine import step_machine
 
-    wf = make(fail_b=False)
+    wf = make(fail_b=False, execution="instances")
     async with (
         durable.open_engine(store, [step_machine(wf)], **FAST) as steps_only,
         durable.open_engine(store, workers=0, workflows=[wf], **FAST) as producer,

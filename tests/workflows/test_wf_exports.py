@@ -43,7 +43,11 @@ async def test_describe_and_render_a_run(store):
     async def fail(ctx):
         raise ValueError("bad input")
 
-    wf = Workflow("show", [Step("a", noop, compensate=noop), Step("b", fail, after=["a"])])
+    wf = Workflow(
+        "show",
+        [Step("a", noop, compensate=noop), Step("b", fail, after=["a"])],
+        execution="instances",
+    )
     async with durable.open_engine(store, workflows=[wf], poll_interval=0.02) as engine:
         run = await engine.wait(await engine.start_workflow(wf, {"x": 1}), timeout=10)
         step = await engine.get(f"{run.state.run_key}/a")

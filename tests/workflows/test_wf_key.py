@@ -15,7 +15,7 @@ async def ok(ctx):
     return ctx.input
 
 
-WF = Workflow("keyed", [Step("a", ok), Step("b", ok, after=["a"])])
+WF = Workflow("keyed", [Step("a", ok), Step("b", ok, after=["a"])], execution="instances")
 
 
 async def test_a_run_is_found_by_its_key_and_a_live_key_is_refused(store):

@@ -49,7 +49,7 @@ def saga(log: list[str], gate: trio.Event, entered: trio.Event, *, fail: bool) -
     ]
     if fail:
         steps.append(Step("bad", bad, after=["first"]))
-    return Workflow("lost", steps)
+    return Workflow("lost", steps, execution="instances")
 
 
 async def test_a_step_cancelled_by_hand_while_running_fails_the_run(store, wf_events):
@@ -97,7 +97,7 @@ async def test_a_step_cancelled_while_the_run_is_failing_ends_the_run(store):
 def refuse_marker(store) -> None:
     """A rule of the application's own that the database enforces: no result may
     hold the text 'forbidden-value' (spec §5.5.9). A step's result is committed
-    with its instance's end (and its report, spec §6.6.2): that commit is refused."""
+    with its instance's end (and its report, spec §6.6.4): that commit is refused."""
     if getattr(store, "schema", None):
         with psycopg.connect(PG_URL, autocommit=True) as conn:
             conn.execute(
@@ -128,6 +128,7 @@ async def test_a_step_the_engine_stops_fails_the_run_naming_the_reason(store):
     wf = Workflow(
         "refused",
         [Step("first", first, compensate=undo), Step("second", refused, after=["first"])],
+        execution="instances",
     )
     refuse_marker(store)
     async with durable.open_engine(store, workflows=[wf], **FAST) as engine:
@@ -148,7 +149,7 @@ async def test_a_failed_step_instance_keeps_its_outcome_for_the_watchdog(store):
     async def broken(ctx):
         raise ValueError("planned failure")
 
-    wf = Workflow("keeps", [Step("s", broken)])
+    wf = Workflow("keeps", [Step("s", broken)], execution="instances")
     async with durable.open_engine(store, workflows=[wf], **FAST) as engine:
         run = await engine.wait(await engine.start_workflow(wf, None), timeout=10)
         step = await engine.get(f"{run.state.run_key}/s")

@@ -74,7 +74,10 @@ async def test_independent_steps_run_at_the_same_time(store, autojump_clock):
     assert run.result == {"left": "left", "right": "right"}
 
 
-async def test_a_step_starts_as_soon_as_its_own_dependencies_are_done(store, autojump_clock):
+@pytest.mark.parametrize("execution", ["inline", "instances"])
+async def test_a_step_starts_as_soon_as_its_own_dependencies_are_done(
+    store, autojump_clock, execution
+):
     # "slow" only finishes once "b" (after "a") has run: waves would deadlock.
     b_done = trio.Event()
 
@@ -90,7 +93,9 @@ async def test_a_step_starts_as_soon_as_its_own_dependencies_are_done(store, aut
             await b_done.wait()
         return "slow"
 
-    wf = Workflow("eager", [Step("a", a), Step("slow", slow), Step("b", b, after=["a"])])
+    wf = Workflow(
+        "eager", [Step("a", a), Step("slow", slow), Step("b", b, after=["a"])], execution=execution
+    )
     async with durable.open_engine(store, workflows=[wf], workers=4, **FAST) as engine:
         run = await engine.wait(await engine.start_workflow(wf, None), timeout=10)
     # "slow" could only finish after "b" ran: b did not wait for the a/slow wave.

@@ -133,17 +133,37 @@ def is_run(machine: str) -> bool:
     return machine.startswith("workflow:") and not machine.endswith(":step")
 
 
-def run_view(state: Any) -> dict[str, Any] | None:
+_RECORD = {
+    "status": "pending",
+    "attempts": 0,
+    "result": None,
+    "error": None,
+    "compensation": None,
+    "compensation_error": None,
+    "duration": None,
+}
+
+
+def run_view(state: Any, *, claimed: bool = False) -> dict[str, Any] | None:
     """A workflow run's state (spec §6.5) as its step table, graph edges and
-    history; None if the state does not look like a run's."""
+    history; None if the state does not look like a run's. ``claimed``: the run
+    instance is running now, so its ready steps are running inline in it (spec
+    §6.6.2) and show as ``running``."""
     if not isinstance(state, dict) or not isinstance(state.get("steps"), dict):
         return None
+    # spec §6.5.3: a step record or history line leaves out its None fields.
     steps = [
-        {"step": str(name), **(rec if isinstance(rec, dict) else {})}
+        {"step": str(name), **_RECORD, **(rec if isinstance(rec, dict) else {})}
         for name, rec in state["steps"].items()
     ]
     after = state.get("after")
     after = after if isinstance(after, dict) else {}
+    if claimed and state.get("phase") == "running":
+        done = {row["step"] for row in steps if row["status"] == "done"}
+        for row in steps:
+            deps = after.get(row["step"])
+            if row["status"] == "pending" and isinstance(deps, list) and done.issuperset(deps):
+                row["status"] = "running"
     history = state.get("history")
     history = history if isinstance(history, list) else []
     return {
@@ -153,7 +173,7 @@ def run_view(state: Any) -> dict[str, Any] | None:
         "input": state.get("input"),
         "steps": steps,
         "after": {str(k): [str(d) for d in v] for k, v in after.items() if isinstance(v, list)},
-        "history": [h for h in history if isinstance(h, dict)],
+        "history": [{"step": None, "detail": None, **h} for h in history if isinstance(h, dict)],
     }
 
 
@@ -194,5 +214,9 @@ async def instance_detail(store: Store, id_: int) -> dict[str, Any] | None:
     detail["inbox"] = [_signal(s) for s in inbox]
     detail["children"] = [summary(c) for c in children]
     detail["parent"] = None if parent is None else summary(parent)
-    detail["run"] = run_view(detail["state"]) if is_run(record.machine) else None
+    detail["run"] = (
+        run_view(detail["state"], claimed=record.status == "running")
+        if is_run(record.machine)
+        else None
+    )
     return detail

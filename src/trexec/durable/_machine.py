@@ -139,11 +139,22 @@ class Context:
     engine: Engine | None = attrs.field(default=None, repr=False, eq=False)
 
 
+def _converts_itself(cls: Any) -> bool:
+    return isinstance(cls, type) and hasattr(cls, "__trexec_from_json__")
+
+
 class Codec:
     """States, results and payloads to and from JSON text, via cattrs (spec §5.1.4)."""
 
     def __init__(self) -> None:
         self.converter = cattrs.Converter()
+        # spec §5.1.4: a State class may convert itself (a fast path for big states).
+        self.converter.register_structure_hook_func(
+            _converts_itself, lambda data, cls: cls.__trexec_from_json__(data)
+        )
+        self.converter.register_unstructure_hook_func(
+            _converts_itself, lambda value: value.__trexec_to_json__()
+        )
         # One encoder, built once: json.dumps with options builds one per call.
         self._encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 

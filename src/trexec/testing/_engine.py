@@ -78,17 +78,30 @@ async def open_test_engine(
     # commit; a longer lease only delays crash recovery, in virtual time.
     for name, default in DEFAULTS.items():
         options.setdefault(name, default)
-    runs = classes if options.get("workers", 1) else ()
+    extended: list[Any] = []
+    given: Any = workflows
+    if isinstance(given, Iterable) and not isinstance(given, str | bytes):
+        given = tuple(given)  # read twice: for the faults, then by open_engine
+        # A workflow's run and step machines can be given faults too (spec §10.4).
+        extended = [m for wf in given for m in _engine_machines(wf)]
+    runs = (*classes, *extended) if options.get("workers", 1) else ()
     with seeded(seed):
         async with contextlib.AsyncExitStack() as stack:
             if store is None:
                 store = await stack.enter_async_context(open_test_store())
             faults = Faults(m for m in runs if isinstance(m, type) and issubclass(m, Machine))
             proxy = FaultyStore(store, faults)
-            async with open_engine(proxy, classes, workflows=workflows, **options) as engine:
+            async with open_engine(proxy, classes, workflows=given, **options) as engine:
                 # The engine is built by open_engine; becoming a TestEngine only
                 # adds `faults` (no state, no override), so open_engine stays as is.
                 engine.__class__ = TestEngine
                 test_engine: TestEngine = engine  # type: ignore[assignment]
                 test_engine.faults = faults
                 yield test_engine
+
+
+def _engine_machines(extension: Any) -> list[Any]:
+    # The durable.Extension protocol (spec §5.5.10); anything else is left to
+    # open_engine's checks.
+    machines = getattr(extension, "engine_machines", None)
+    return list(machines()) if callable(machines) else []

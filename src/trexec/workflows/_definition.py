@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 __all__ = ["Backoff", "Step", "StepContext", "StepFailure", "Workflow"]
 
 StepFn = Callable[["StepContext"], Awaitable[Any]]
+#: Where a workflow's first attempts run (spec §6.6).
+EXECUTIONS = ("inline", "instances")
 
 
 def _fail(name: str, value: object, expected: str) -> None:
@@ -129,13 +131,23 @@ class Workflow:
     as *its* dependencies are done. ``version`` is the durable machine version of
     its runs (bump it when the graph changes while runs are in flight).
 
+    ``execution`` says where first attempts run (spec §6.6): ``"inline"`` (the
+    default) in the run's own instance, the steps that became ready together
+    running at the same time in the worker that holds the run, each one's result
+    committed with the run's step table before a successor starts; or
+    ``"instances"``: one step instance per step, claimed by any worker of any
+    process (spread a fan-out of heavy steps over many machines). Retries and
+    compensations always run in step instances.
+
     Raises :class:`InvalidWorkflow` for a bad name, no steps, duplicate step names,
-    an ``after`` naming an unknown step, or a cycle (naming the steps in it).
+    an ``after`` naming an unknown step, a cycle (naming the steps in it), or an
+    ``execution`` that is not one of the two.
     """
 
     name: str
     steps: Sequence[Step]
     version: int = 1
+    execution: Literal["inline", "instances"] = attrs.field(default="inline", kw_only=True)
     _by_name: dict[str, Step] = attrs.field(init=False, repr=False)
     _order: tuple[str, ...] = attrs.field(init=False, repr=False)
 
@@ -172,6 +184,8 @@ class Workflow:
             _fail(f"Workflow({self.name!r}).version", self.version, "an int >= 1")
         if self.version < 1:
             _fail(f"Workflow({self.name!r}).version", self.version, "an int >= 1")
+        if self.execution not in EXECUTIONS:  # spec §6.6
+            _fail(f"Workflow({self.name!r}).execution", self.execution, "'inline' or 'instances'")
         object.__setattr__(self, "steps", steps)
         object.__setattr__(self, "_by_name", by_name)
         object.__setattr__(self, "_order", _topological_order(self.name, steps))

@@ -66,8 +66,18 @@ def explain_run(instance: Any) -> str | None:
     phase = info["phase"]
     if instance.status in ("done", "stopped", "cancelled"):
         return f"workflow run of {info['workflow']!r} ended in phase {phase!r}"
+    status = {row["step"]: row["status"] for row in info["steps"]}
+    after = _graph(instance.state)
+
+    def label(row: dict[str, Any]) -> str:
+        # spec §6.6.2: a claimed inline run is running its ready steps itself.
+        ready = all(status.get(dep) == "done" for dep in after.get(row["step"], ()))
+        if row["status"] == "pending" and instance.status == "running" and ready:
+            return "running inline"
+        return str(row["status"])
+
     open_steps = [
-        f"{row['step']} ({row['status']}, {row['attempts']} attempt(s))"
+        f"{row['step']} ({label(row)}, {row['attempts']} attempt(s))"
         for row in info["steps"]
         if row["status"] not in ("done", "failed", "skipped")
         or row.get("compensation") == "running"
@@ -78,6 +88,11 @@ def explain_run(instance: Any) -> str | None:
         f"workflow run of {info['workflow']!r} ({phase}) is waiting for steps:"
         f" {', '.join(open_steps)}"
     )
+
+
+def _graph(state: Any) -> dict[str, list[str]]:
+    after = state.after if isinstance(state, RunState) else state.get("after")
+    return after if isinstance(after, dict) else {}
 
 
 def render_run(instance: Any) -> Any:

@@ -81,7 +81,9 @@ async def dispatch_run(
     """Dispatch the ready steps of run ``run_id`` (spec §6.7.1): the steps whose
     dependencies are done and that have no step instance yet — for a new run, its
     entry steps — or whose instance was lost (stopped before reporting, or
-    cancelled by hand). ``schedule_in`` (seconds) delays them.
+    cancelled by hand). A run of an ``execution="inline"`` workflow runs its
+    pending steps itself: only its lost step instances (retries) are dispatched
+    again. ``schedule_in`` (seconds) delays them.
 
     Returns ``(metadata, events)``: one :class:`DispatchMetadata` and one
     :class:`RunDispatched` per dispatched step (both empty when nothing is ready).
@@ -99,6 +101,10 @@ async def dispatch_run(
     ]
     if state.phase != "running":  # spec §6.8: a failing run dispatches nothing new
         wanted = []
+    if wf.execution == "inline":
+        # spec §6.7.1: an inline run runs its pending steps itself; only the step
+        # instances of its retries can be lost.
+        wanted = [name for name in wanted if state.steps[name].status == "running"]
     lost = []
     for name in wanted:
         if state.steps[name].status == "running":

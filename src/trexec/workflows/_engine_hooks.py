@@ -67,8 +67,9 @@ async def start_workflow(
 ) -> int:
     """Start a run of ``wf`` with ``input``; return the run's durable id (spec §6.2).
 
-    The run instance and its entry-step instances are inserted in ONE transaction
-    (spec §6.7.4): if the first dispatch fails, the run does not exist either.
+    The run instance (and, with ``execution="instances"``, its entry-step
+    instances) are inserted in ONE transaction (spec §6.7.4): if the first
+    dispatch fails, the run does not exist either.
     ``schedule_in`` (seconds) delays the whole run. ``input`` must be
     JSON-serializable. ``key`` is the run's business key, unique among live
     instances as ``insert``'s (default ``run:<workflow>:<uuid>``): ``engine.get``,
@@ -92,7 +93,8 @@ def run_specs(
     concurrency_key: str | None = None,
 ) -> list[InsertSpec]:
     """The instances that start a run of ``wf`` (spec §6.7.4): the run first,
-    then its entry steps; inserted together, in one transaction. The run
+    then (``execution="instances"``) its entry steps; inserted together, in one
+    transaction. The run
     instance takes ``priority`` and ``concurrency_key``; its steps inherit the
     priority (spec §11.1)."""
     if not isinstance(wf, Workflow):
@@ -101,7 +103,9 @@ def run_specs(
     delay = _validate.seconds("schedule_in", schedule_in, allow_none=True) or 0.0
     run_key = _run_key(key) or f"run:{wf.name}:{uuid.uuid4().hex}"  # spec §6.2.3
     state = new_run_state(wf, run_key, input, priority)
-    mark_dispatched(state, wf.entry_steps)
+    # spec §6.6.2: an inline run runs its entry steps in its first step.
+    entry = wf.entry_steps if wf.execution == "instances" else ()
+    mark_dispatched(state, entry)
     run = InsertSpec(
         run_machine(wf),
         state,
@@ -120,7 +124,7 @@ def run_specs(
             key=step_key(run_key, name),
             priority=priority,
         )
-        for name in wf.entry_steps
+        for name in entry
     ]
     return specs
 

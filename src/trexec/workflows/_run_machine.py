@@ -18,8 +18,10 @@ step table). It never runs a step function itself; it dispatches step instances
 
 from __future__ import annotations
 
+import functools
 import logging
 import weakref
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import cattrs
@@ -29,6 +31,7 @@ from ..durable import (
     Child,
     Context,
     Done,
+    InsertSpec,
     Machine,
     Next,
     Outcome,
@@ -40,6 +43,7 @@ from ..durable._effects import SignalSpec, WithEffects
 from ._definition import Workflow
 from ._dispatch import TERMINAL, get_instance, step_key, step_specs
 from ._events import WorkflowEvent, emit
+from ._inline import run_inline
 from ._state import (
     RunState,
     StepReport,
@@ -59,7 +63,7 @@ from ._watchdog import lost_reports, watch_delay
 logger = logging.getLogger("trexec.workflows")
 _converter = cattrs.Converter()
 
-STEPS = ("start", "plan", "park", "compensated", "finish", "adopt")
+STEPS = ("start", "run", "plan", "park", "compensated", "finish", "adopt")
 #: The signals a parked run wakes on (spec §6.6, §6.11).
 AWAITS = ("step_finished", "cancel")
 
@@ -78,11 +82,21 @@ class _RunMachine(Machine):
         state: RunState = ctx.state
         if step == "start":
             await self._emit(ctx, "run_started", data=state.input)
+            if not state.running:  # spec §6.6.2: an inline run runs its entry steps now
+                return await self._advance(state, ctx, consumed=False)
             # spec §6.12.3: its entry steps wait for this commit; wake them with it.
             wake = [
                 SignalSpec(step_key(state.run_key, name), RUN_STARTED) for name in state.running
             ]
             return WithEffects(_park(state), signals=wake)
+        if step == "run":
+            # The next wave of inline steps (spec §6.6.2). Reports and a cancel that
+            # came meanwhile are in the inbox: fold them first (folding is
+            # idempotent, so a later wake that reads them again changes nothing).
+            for signal in ctx.all:
+                if signal.name in AWAITS:
+                    self._receive(state, signal.name, signal.payload, ctx.id)
+            return await self._advance(state, ctx, consumed=False)
         if step == "park":
             return _park(state)
         if step == "plan":
@@ -118,9 +132,30 @@ class _RunMachine(Machine):
             return
         apply_report(state, report)
 
-    async def _advance(self, state: RunState, ctx: Context, *, consumed: bool) -> Outcome:
+    async def _advance(
+        self,
+        state: RunState,
+        ctx: Context,
+        *,
+        consumed: bool,
+        run_now: bool = True,
+        retries: Sequence[InsertSpec] = (),
+    ) -> Outcome:
         wf = self.workflow
         decision = plan(wf, state)
+        if decision.kind == "dispatch" and wf.execution == "inline":
+            if run_now:
+                # spec §6.6.2: run the ready steps here, then commit their outcomes
+                # with the run's next move (the step instances of their retries
+                # included).
+                emit = functools.partial(self._emit_step, ctx)
+                dispatched = await run_inline(wf, state, ctx, decision.steps, emit)
+                return await self._advance(
+                    state, ctx, consumed=consumed, run_now=False, retries=dispatched
+                )
+            # Their successors: the next wave, after this commit (spec §6.6.2).
+            going_on = Next("run", state)
+            return WithEffects(going_on, inserts=retries) if retries else going_on
         if decision.kind == "dispatch":
             # spec §6.6: everything that became ready, at once; the instances are
             # committed before this step's outcome, and keyed, so a re-run of this
@@ -133,7 +168,7 @@ class _RunMachine(Machine):
                 # Live ones are left out here too: one that ends between this check
                 # and the insert would otherwise free its key.
                 steps = tuple([n for n in steps if not await _dispatched(ctx.engine, state, n)])
-            # spec §6.6.2: the step instances, the new step table and the parking
+            # spec §6.6.4: the step instances, the new step table and the parking
             # (consuming the reports just folded) in ONE commit. A step whose
             # instance is live keeps it (the insert is skipped, spec §6.7.3).
             # Built before the state changes: a failure here reaches handle with
@@ -142,10 +177,12 @@ class _RunMachine(Machine):
             mark_dispatched(state, decision.steps)
             return WithEffects(_park(state), inserts=specs, consume=consumed)
         if decision.kind == "wait":
-            return WithEffects(_park(state), consume=True) if consumed else _park(state)
+            if consumed or retries:
+                return WithEffects(_park(state), inserts=retries, consume=consumed)
+            return _park(state)
         if decision.kind == "complete":
             state.phase = "done"
-            # spec §6.6.3: the final step table is committed with the end.
+            # spec §6.6.5: the final step table is committed with the end.
             await self._emit(ctx, "run_completed", data=state.results)
             return WithEffects(Done(state.results), state=state, has_state=True, consume=False)
         if decision.kind == "compensate":
@@ -236,6 +273,10 @@ class _RunMachine(Machine):
         finish_compensation(state, name, error)  # spec §6.9: a failure is kept
         kind = "compensation_completed" if error is None else "compensation_failed"
         await self._emit(ctx, kind, step=name, data=error, state=state)
+
+    async def _emit_step(self, ctx: Context, kind: Any, step: str, attempt: int, data: Any) -> None:
+        event = WorkflowEvent(ctx.id, self.workflow.name, kind, step, attempt, data)
+        await emit(ctx.engine, event)
 
     async def _emit(
         self,

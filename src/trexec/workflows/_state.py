@@ -22,6 +22,8 @@ CompensationStatus = Literal["running", "done", "failed"]
 Phase = Literal["running", "failing", "cancelling", "compensating", "done", "failed", "cancelled"]
 
 LIVE_PHASES = ("running", "failing", "cancelling", "compensating")
+PHASES = (*LIVE_PHASES, "done", "failed", "cancelled")
+STEP_STATUSES = ("pending", "running", "done", "failed", "skipped")
 
 
 @attrs.define
@@ -34,6 +36,9 @@ class StepRecord:
     error: str | None = None
     compensation: CompensationStatus | None = None
     compensation_error: str | None = None
+    #: Seconds the step's function took, for a step that ran inline (spec §6.6.2);
+    #: a step instance's time is its own row's.
+    duration: float | None = None
 
 
 @attrs.define
@@ -73,6 +78,81 @@ class RunState:
     #: The run's priority: every step instance it dispatches inherits it (spec §11.1).
     priority: int = 0
 
+    def __trexec_to_json__(self) -> dict[str, Any]:
+        """Plain JSON data: what cattrs would make, less the fields of a step record
+        or a history line that are None (spec §6.5.3)."""
+        failure = self.failure
+        return {
+            "workflow": self.workflow,
+            "run_key": self.run_key,
+            "input": self.input,
+            "steps": {name: _record_json(rec) for name, rec in self.steps.items()},
+            "completed": list(self.completed),
+            "phase": self.phase,
+            "failure": None
+            if failure is None
+            else {"step": failure.step, "type": failure.type, "message": failure.message},
+            "to_compensate": list(self.to_compensate),
+            "history": [
+                {"event": h.event, "step": h.step}
+                if h.detail is None
+                else {"event": h.event, "step": h.step, "detail": h.detail}
+                for h in self.history
+            ],
+            "cancelled_run": self.cancelled_run,
+            "infra_errors": self.infra_errors,
+            "after": {name: list(deps) for name, deps in self.after.items()},
+            "watch": self.watch,
+            "priority": self.priority,
+        }
+
+    @classmethod
+    def __trexec_from_json__(cls, data: Any) -> RunState:
+        """The run state stored as ``data``; raises TypeError, ValueError or
+        KeyError for data that is not one (spec §5.1.5: poison goes to handle)."""
+        if not isinstance(data, dict):
+            raise TypeError(f"run state={data!r}: expected a JSON object")
+        steps = {}
+        for name, rec in data["steps"].items():
+            status = rec.get("status", "pending")
+            if status not in STEP_STATUSES:
+                expected = f"expected one of {STEP_STATUSES}"
+                raise ValueError(f"step {name!r} status={status!r}: {expected}")
+            steps[name] = StepRecord(
+                status,
+                int(rec.get("attempts", 0)),
+                rec.get("result"),
+                rec.get("error"),
+                rec.get("compensation"),
+                rec.get("compensation_error"),
+                rec.get("duration"),
+            )
+        phase = data.get("phase", "running")
+        if phase not in PHASES:
+            raise ValueError(f"phase={phase!r}: expected one of {PHASES}")
+        failure = data.get("failure")
+        return cls(
+            workflow=str(data["workflow"]),
+            run_key=str(data["run_key"]),
+            input=data.get("input"),
+            steps=steps,
+            completed=[str(name) for name in data.get("completed", ())],
+            phase=phase,
+            failure=None
+            if failure is None
+            else StepFailure(failure.get("step"), failure["type"], failure["message"]),
+            to_compensate=[str(name) for name in data.get("to_compensate", ())],
+            history=[
+                HistoryEntry(h["event"], h.get("step"), h.get("detail"))
+                for h in data.get("history", ())
+            ],
+            cancelled_run=data.get("cancelled_run"),
+            infra_errors=int(data.get("infra_errors", 0)),
+            after={name: list(deps) for name, deps in data.get("after", {}).items()},
+            watch=int(data.get("watch", 0)),
+            priority=int(data.get("priority", 0)),
+        )
+
     @property
     def results(self) -> dict[str, Any]:
         """name -> result of every done step, in completion order."""
@@ -82,6 +162,21 @@ class RunState:
     def running(self) -> list[str]:
         """Steps dispatched and not reported yet."""
         return [name for name, rec in self.steps.items() if rec.status == "running"]
+
+
+def _record_json(rec: StepRecord) -> dict[str, Any]:
+    data: dict[str, Any] = {"status": rec.status, "attempts": rec.attempts}
+    if rec.result is not None:
+        data["result"] = rec.result
+    if rec.error is not None:
+        data["error"] = rec.error
+    if rec.compensation is not None:
+        data["compensation"] = rec.compensation
+    if rec.compensation_error is not None:
+        data["compensation_error"] = rec.compensation_error
+    if rec.duration is not None:
+        data["duration"] = rec.duration
+    return data
 
 
 @attrs.frozen

@@ -12,14 +12,12 @@ does not report: it is a child of the run, whose barrier wakes the run.
 from __future__ import annotations
 
 import contextlib
-import json
 import weakref
 from typing import Any, ClassVar, Literal
 
 import attrs
 import cattrs
 
-from .. import _instrument
 from ..durable import (
     Await,
     Context,
@@ -34,10 +32,10 @@ from ..durable import (
     Stop,
 )
 from ..durable._effects import SignalSpec, WithEffects
+from ._attempt import call_step
 from ._definition import StepContext, StepFailure, Workflow
 from ._dispatch import TERMINAL, as_run_state, get_instance, run_view, step_key
 from ._events import WorkflowEvent, emit
-from ._exceptions import StepResultError
 from ._state import RunState, StepReport
 
 _converter = cattrs.Converter()
@@ -155,40 +153,23 @@ class _StepMachine(Machine):
         )  # fmt: skip
         if task.kind == "step":
             await self._emit(ctx, task, "step_started")
-        retryable = True
-        try:
-            hooks = _instrument.hooks
-            if hooks is None:  # spec §14.1
-                result = await fn(step_ctx)
-            else:
-                with hooks.workflow_step(
-                    workflow=wf.name, step=task.step, run_id=task.run_id, attempt=task.attempt
-                ):
-                    result = await fn(step_ctx)
-            try:
-                # NaN/Infinity are not JSON: the store would refuse them (spec §5.1.4).
-                json.dumps(result, allow_nan=False)
-            except (TypeError, ValueError, RecursionError) as exc:  # spec §6.3: storable as JSON
-                retryable = False
-                raise StepResultError(
-                    f"step {task.step!r} returned {result!r}: expected a JSON-serializable "
-                    f"value ({exc})"
-                ) from None
-        except Exception as exc:
-            if retryable and task.attempt < spec.attempts:
-                # spec §6.4: retry n waits backoff.delay(n); Retry is durable.
-                delay = spec.backoff.delay(task.attempt)
-                await self._emit(ctx, task, "step_retrying", {"delay": delay, "error": repr(exc)})
-                task.attempt += 1
-                return Retry(task, delay)
+        attempted = await call_step(wf, fn, step_ctx)
+        if attempted.outcome == "retry":
+            # spec §6.4.2: Retry is durable.
+            data = {"delay": attempted.delay, "error": attempted.error}
+            await self._emit(ctx, task, "step_retrying", data)
+            task.attempt += 1
+            return Retry(task, attempted.delay)
+        if attempted.outcome == "failed":
             task.outcome = "failed"
-            task.error_type = type(exc).__name__
-            task.error = str(exc)
+            task.error_type = attempted.error_type
+            task.error = attempted.error
             if task.kind == "compensation":
                 await self._parent_cancelled(ctx)
                 return Stop(f"{task.error_type}: {task.error}")
             await self._emit(ctx, task, "step_failed", f"{task.error_type}: {task.error}")
             return self._reported(task, ctx)
+        result = attempted.result
         task.outcome = "done"
         task.result = result
         if task.kind == "compensation":
@@ -198,7 +179,7 @@ class _StepMachine(Machine):
         return self._reported(task, ctx)
 
     def _reported(self, task: TaskState, ctx: Context) -> Outcome:
-        # spec §6.6.2: the step's outcome and its report to the run in ONE commit
+        # spec §6.6.4: the step's outcome and its report to the run in ONE commit
         # (the run never sees a result that could still be lost, and a report is
         # never lost after the result commits). If the run is no longer live at
         # commit time, the fallback parks the instance at "report", which finds

@@ -1,0 +1,282 @@
+"""Inline steps: a run runs its ready steps itself (spec §6.6.2, §6.6.4).
+
+``execution="inline"`` is the default; ``tests/workflows`` runs the rest of the
+workflow rules on it, and the rules that are about step instances on
+``execution="instances"``.
+"""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+from trexec import Backoff, durable, telemetry, testing, workflows
+from trexec.workflows import InvalidWorkflow, Step, Workflow
+from trexec.workflows._run_machine import run_machine
+
+FAST = {"poll_interval": 0.02}
+
+
+def chain(log: list, *, fail: str | None = None, compensate: bool = False) -> Workflow:
+    def step(name: str):
+        async def fn(ctx):
+            log.append((name, ctx.attempt, sorted(ctx.results)))
+            if name == fail:
+                raise ValueError(f"{name} broke")
+            return name.upper()
+
+        return fn
+
+    def undo(name: str):
+        async def fn(ctx):
+            log.append((f"undo {name}", str(ctx.error)))
+
+        return fn
+
+    return Workflow(
+        "chain",
+        [
+            Step("a", step("a"), compensate=undo("a") if compensate else None),
+            Step("b", step("b"), after=["a"], compensate=undo("b") if compensate else None),
+            Step("c", step("c"), after=["b"]),
+        ],
+    )
+
+
+def test_execution_is_checked():
+    async def noop(ctx):
+        return None
+
+    assert Workflow("w", [Step("a", noop)]).execution == "inline"
+    assert Workflow("w", [Step("a", noop)], execution="instances").execution == "instances"
+    with pytest.raises(InvalidWorkflow, match=r"execution='threads': expected 'inline' or"):
+        Workflow("w", [Step("a", noop)], execution="threads")  # type: ignore[arg-type]
+
+
+async def test_an_inline_run_starts_no_step_instance_and_commits_each_step(store):
+    log: list = []
+    wf = chain(log)
+    commits: list = []
+
+    def count(name, measurements, metadata):
+        if metadata["machine"] == "workflow:chain" and metadata["commit"] == "applied":
+            commits.append((metadata["step"], metadata["kind"]))
+
+    detach = telemetry.attach(count, prefix=("trexec", "durable", "step", "stop"))
+    try:
+        async with durable.open_engine(store, workflows=[wf], **FAST) as engine:
+            run = await engine.wait(await engine.start_workflow(wf, {"n": 1}), timeout=10)
+            steps = await engine.list(machine="workflow:chain:step")
+    finally:
+        detach()
+    assert run.status == "done"
+    assert run.result == {"a": "A", "b": "B", "c": "C"}
+    assert log == [("a", 1, []), ("b", 1, ["a"]), ("c", 1, ["a", "b"])]
+    assert steps == []  # spec §6.6.2: no step instance at all
+    # One engine step (one commit) per workflow step, the last one ends the run.
+    assert commits == [("start", "next"), ("run", "next"), ("run", "done")]
+    table = workflows.describe_run(run)["steps"]
+    assert [(r["step"], r["status"], r["attempts"]) for r in table] == [
+        ("a", "done", 1),
+        ("b", "done", 1),
+        ("c", "done", 1),
+    ]
+
+
+async def test_ready_steps_run_at_the_same_time_in_the_run(store):
+    inside = 0
+    most = 0
+    all_in = trio.Event()
+
+    async def branch(ctx):
+        nonlocal inside, most
+        inside += 1
+        most = max(most, inside)
+        if inside == 8:
+            all_in.set()
+        with trio.fail_after(5):
+            await all_in.wait()  # every branch is in flight before any ends
+        inside -= 1
+        return ctx.step
+
+    async def first(ctx):
+        return "first"
+
+    async def last(ctx):
+        return sorted(ctx.results)
+
+    names = [f"p{i}" for i in range(8)]
+    wf = Workflow(
+        "fan",
+        [
+            Step("first", first),
+            *[Step(name, branch, after=["first"]) for name in names],
+            Step("last", last, after=names),
+        ],
+    )
+    async with durable.open_engine(store, workflows=[wf], workers=1, **FAST) as engine:
+        run = await engine.wait(await engine.start_workflow(wf, None), timeout=10)
+    assert run.status == "done"
+    assert most == 8  # one worker: the eight branches ran together inside the run
+    assert run.result["last"] == sorted(["first", *names])
+
+
+async def test_a_failed_attempt_with_retries_left_moves_to_a_step_instance(
+    store, wf_events, autojump_clock
+):
+    attempts = []
+
+    async def flaky(ctx):
+        attempts.append(ctx.attempt)
+        if ctx.attempt < 3:
+            raise RuntimeError(f"try {ctx.attempt}")
+        return "ok"
+
+    async def after(ctx):
+        return ctx.results["flaky"]
+
+    wf = Workflow(
+        "flaky",
+        [
+            Step("flaky", flaky, retries=2, backoff=Backoff(initial=0.5, factor=2, max=10)),
+            Step("after", after, after=["flaky"]),
+        ],
+    )
+    async with durable.open_engine(store, workflows=[wf], **FAST) as engine:
+        started = trio.current_time()
+        run = await engine.wait(await engine.start_workflow(wf, None), timeout=30)
+        elapsed = trio.current_time() - started
+        instance = await engine.get(f"{run.state.run_key}/flaky")
+    assert run.status == "done"
+    assert run.result == {"flaky": "ok", "after": "ok"}
+    assert attempts == [1, 2, 3]
+    assert elapsed >= 0.5 + 1.0  # spec §6.4: both backoffs were waited (virtual time)
+    assert instance.status == "done"  # attempts 2 and 3 ran in the step instance
+    retrying = [m for name, _, m in wf_events if name[2:] == ("step", "retrying")]
+    assert [(m["step"], m["attempt"], m["data"]["delay"]) for m in retrying] == [
+        ("flaky", 1, 0.5),
+        ("flaky", 2, 1.0),
+    ]
+    assert workflows.describe_run(run)["steps"][0]["attempts"] == 3
+
+
+async def test_a_failed_inline_step_fails_the_run_and_compensates_newest_first(store):
+    log: list = []
+    wf = chain(log, fail="c", compensate=True)
+    async with durable.open_engine(store, workflows=[wf], **FAST) as engine:
+        run = await engine.wait(await engine.start_workflow(wf, None), timeout=10)
+    assert run.status == "stopped"
+    assert run.error == "step 'c' failed: ValueError: c broke"
+    failure = "step 'c' failed: ValueError: c broke"
+    assert log[3:] == [("undo b", failure), ("undo a", failure)]
+    table = {r["step"]: r for r in workflows.describe_run(run)["steps"]}
+    assert (table["a"]["compensation"], table["b"]["compensation"]) == ("done", "done")
+    assert table["c"]["status"] == "failed"
+
+
+async def test_cancel_run_during_an_inline_step_compensates_what_completed(store):
+    log: list = []
+    gate, entered = trio.Event(), trio.Event()
+
+    async def first(ctx):
+        return 1
+
+    async def second(ctx):
+        entered.set()
+        with trio.fail_after(5):
+            await gate.wait()
+        return 2
+
+    async def third(ctx):
+        log.append("third ran")
+
+    async def undo(ctx):
+        log.append(f"undo {ctx.step}")
+
+    wf = Workflow(
+        "cancel-inline",
+        [
+            Step("first", first, compensate=undo),
+            Step("second", second, after=["first"], compensate=undo),
+            Step("third", third, after=["second"]),
+        ],
+    )
+    async with durable.open_engine(store, workflows=[wf], **FAST) as engine:
+        run_id = await engine.start_workflow(wf, None)
+        with trio.fail_after(5):
+            await entered.wait()
+        await workflows.cancel_run(engine, run_id)
+        gate.set()  # "second" completes; the run then sees the cancel before "third"
+        run = await engine.wait(run_id, timeout=10)
+    assert run.status == "cancelled"
+    assert log == ["undo second", "undo first"]  # spec §6.11.1: newest first, no third
+
+
+async def test_engine_cancel_stops_an_inline_run_at_once(store):
+    """spec §6.11.2: nothing is left to notice an inline run cancelled by
+    engine.cancel: it stops; what it completed is not compensated (cancel_run is
+    the cancel that compensates)."""
+    log: list = []
+    gate, entered = trio.Event(), trio.Event()
+
+    async def first(ctx):
+        return 1
+
+    async def second(ctx):
+        entered.set()
+        with trio.fail_after(5):
+            await gate.wait()
+        log.append("second ended")
+
+    async def undo(ctx):
+        log.append("undo")
+
+    wf = Workflow(
+        "engine-cancel-inline",
+        [Step("first", first, compensate=undo), Step("second", second, after=["first"])],
+    )
+    async with durable.open_engine(store, workflows=[wf], **FAST) as engine:
+        run_id = await engine.start_workflow(wf, None)
+        with trio.fail_after(5):
+            await entered.wait()
+        await engine.cancel(run_id)
+        gate.set()
+        run = await engine.wait(run_id, timeout=10)
+        await trio.sleep(0.1)
+        instances = await engine.list()
+    assert run.status == "cancelled"
+    assert workflows.describe_run(run)["steps"][0]["status"] == "done"  # "first" committed
+    assert "undo" not in log
+    assert [i.id for i in instances] == [run_id]
+
+
+async def test_a_crash_before_the_commit_reruns_the_inline_step(autojump_clock):
+    """spec §6.3.3: at least once: the worker dies after the step ran, before its
+    commit; the lease expires and the run's step runs it again."""
+    log: list = []
+    wf = chain(log)
+    async with testing.open_test_engine(workflows=[wf]) as engine:
+        engine.faults.crash_after_step(run_machine(wf), "run")
+        run = await engine.wait(await engine.start_workflow(wf, None))
+    assert run.status == "done"
+    assert [name for name, _, _ in log] == ["a", "b", "b", "c"]  # b ran twice
+    assert run.result == {"a": "A", "b": "B", "c": "C"}
+
+
+async def test_events_of_an_inline_run_are_in_order(store, wf_events):
+    log: list = []
+    wf = chain(log)
+    async with durable.open_engine(store, workflows=[wf], **FAST) as engine:
+        run_id = await engine.start_workflow(wf, None)
+        await engine.wait(run_id, timeout=10)
+    kinds = [(name[2:], meta["step"], meta["attempt"]) for name, _, meta in wf_events]
+    assert kinds == [
+        (("run", "started"), None, None),
+        (("step", "started"), "a", 1),
+        (("step", "completed"), "a", 1),
+        (("step", "started"), "b", 1),
+        (("step", "completed"), "b", 1),
+        (("step", "started"), "c", 1),
+        (("step", "completed"), "c", 1),
+        (("run", "completed"), None, None),
+    ]
