@@ -47,3 +47,11 @@ def test_attach_validates():
         telemetry.attach(3)  # type: ignore[arg-type]
     with pytest.raises(trexec.InvalidArgument, match="prefix="):
         telemetry.attach(print, prefix="trexec")  # type: ignore[arg-type]
+
+
+def test_listening_says_whether_a_handler_is_attached():
+    was = telemetry.listening()
+    detach = telemetry.attach(lambda *event: None, prefix=("nobody",))
+    assert telemetry.listening()
+    detach()
+    assert telemetry.listening() is was

@@ -16,7 +16,7 @@ from typing import Any
 
 from . import _validate
 
-__all__ = ["Handler", "attach", "execute"]
+__all__ = ["Handler", "attach", "execute", "listening"]
 
 Handler = Callable[[tuple[str, ...], dict[str, Any], dict[str, Any]], object]
 
@@ -42,6 +42,12 @@ def attach(handler: Handler, *, prefix: tuple[str, ...] = ()) -> Callable[[], No
             _handlers.remove(entry)
 
     return detach
+
+
+def listening() -> bool:
+    """True when some handler is attached: an emitter may skip building an event's
+    measurements and metadata when nobody listens."""
+    return bool(_handlers)
 
 
 def execute(

@@ -17,6 +17,9 @@ from .. import _instrument
 from ._definition import StepContext, StepFn, Workflow
 from ._exceptions import StepResultError
 
+#: Results that are JSON as they are (no float: NaN is not).
+_PLAIN = frozenset({type(None), bool, int, str})
+
 
 @attrs.frozen
 class Attempted:
@@ -46,7 +49,8 @@ async def call_step(wf: Workflow, fn: StepFn, ctx: StepContext) -> Attempted:
                 result = await fn(ctx)
         try:
             # NaN/Infinity are not JSON: the store would refuse them (spec §5.1.4).
-            json.dumps(result, allow_nan=False)
+            if type(result) not in _PLAIN:
+                json.dumps(result, allow_nan=False)
         except (TypeError, ValueError, RecursionError) as exc:  # spec §6.3.2
             retryable = False
             raise StepResultError(

@@ -150,6 +150,7 @@ class Workflow:
     execution: Literal["inline", "instances"] = attrs.field(default="inline", kw_only=True)
     _by_name: dict[str, Step] = attrs.field(init=False, repr=False)
     _order: tuple[str, ...] = attrs.field(init=False, repr=False)
+    _after: tuple[tuple[str, tuple[str, ...]], ...] = attrs.field(init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         _check_name("Workflow.name", self.name)
@@ -188,7 +189,9 @@ class Workflow:
             _fail(f"Workflow({self.name!r}).execution", self.execution, "'inline' or 'instances'")
         object.__setattr__(self, "steps", steps)
         object.__setattr__(self, "_by_name", by_name)
-        object.__setattr__(self, "_order", _topological_order(self.name, steps))
+        order = _topological_order(self.name, steps)
+        object.__setattr__(self, "_order", order)
+        object.__setattr__(self, "_after", tuple((n, tuple(by_name[n].after)) for n in order))
 
     def step(self, name: str) -> Step:
         """The step called ``name``; raises :class:`InvalidWorkflow` if there is none."""
@@ -250,6 +253,12 @@ class Workflow:
     def step_names(self) -> tuple[str, ...]:
         """Step names in a dependency order (each after the steps it runs after)."""
         return self._order
+
+    @property
+    def dependencies(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        """``(step, the steps it runs after)`` for every step, in :attr:`step_names`
+        order (what the run plans with at every step)."""
+        return self._after
 
     @property
     def entry_steps(self) -> tuple[str, ...]:

@@ -72,27 +72,48 @@ class WorkflowEvent:
         return self.kind in ("run_completed", "run_failed", "run_cancelled")
 
 
+#: kind -> its telemetry event name, ("trexec", "workflow", subject, what).
+_NAMES: dict[str, tuple[str, ...]] = {}
+
+
 async def emit(engine: Any, event: WorkflowEvent) -> None:
     """Send ``event`` to telemetry, then to the engine's bus (if any), followed by the
     run outcome when it is terminal."""
-    subject, what = event.kind.split("_", 1)
-    measurements: dict[str, Any] = {}
-    if event.kind == "step_retrying" and isinstance(event.data, dict):
-        measurements["delay"] = event.data.get("delay")
-    telemetry.execute(
-        ("trexec", "workflow", subject, what),
-        measurements,
-        {
-            "run_id": event.run_id,
-            "workflow": event.workflow,
-            "step": event.step,
-            "attempt": event.attempt,
-            "data": event.data,
-        },
+    await emit_fields(
+        engine, event.run_id, event.workflow, event.kind, event.step, event.attempt, event.data
     )
+
+
+async def emit_fields(
+    engine: Any,
+    run_id: int,
+    workflow: str,
+    kind: EventKind,
+    step: str | None,
+    attempt: int | None,
+    data: Any,
+) -> None:
+    """:func:`emit` of the event made of these fields (it is only built when the
+    engine has a bus: an inline run emits two events per step)."""
+    name = _NAMES.get(kind)
+    if name is None:
+        name = _NAMES[kind] = ("trexec", "workflow", *kind.split("_", 1))
+    if telemetry.listening():
+        measurements: dict[str, Any] = {}
+        if kind == "step_retrying" and isinstance(data, dict):
+            measurements["delay"] = data.get("delay")
+        metadata = {
+            "run_id": run_id,
+            "workflow": workflow,
+            "step": step,
+            "attempt": attempt,
+            "data": data,
+        }
+        telemetry.execute(name, measurements, metadata)
     bus = getattr(engine, "bus", None)
     if bus is None:
         return
+    event = WorkflowEvent(run_id, workflow, kind, step, attempt, data)
     topic = _topic(event.run_id)
     messages: list[object] = [event]
     if event.terminal:

@@ -42,7 +42,7 @@ from ..durable import (
 from ..durable._effects import SignalSpec, WithEffects
 from ._definition import Workflow
 from ._dispatch import TERMINAL, get_instance, step_key, step_specs
-from ._events import WorkflowEvent, emit
+from ._events import WorkflowEvent, emit, emit_fields
 from ._inline import run_inline
 from ._state import (
     RunState,
@@ -275,8 +275,7 @@ class _RunMachine(Machine):
         await self._emit(ctx, kind, step=name, data=error, state=state)
 
     async def _emit_step(self, ctx: Context, kind: Any, step: str, attempt: int, data: Any) -> None:
-        event = WorkflowEvent(ctx.id, self.workflow.name, kind, step, attempt, data)
-        await emit(ctx.engine, event)
+        await emit_fields(ctx.engine, ctx.id, self.workflow.name, kind, step, attempt, data)
 
     async def _emit(
         self,

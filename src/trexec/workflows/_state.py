@@ -112,46 +112,24 @@ class RunState:
         KeyError for data that is not one (spec §5.1.5: poison goes to handle)."""
         if not isinstance(data, dict):
             raise TypeError(f"run state={data!r}: expected a JSON object")
-        steps = {}
-        for name, rec in data["steps"].items():
-            status = rec.get("status", "pending")
-            if status not in STEP_STATUSES:
+        # The keys are the fields' names; one this version does not know (written
+        # by a newer one) is left out, as cattrs would.
+        fields = {k: v for k, v in data.items() if k in _RUN_FIELDS}
+        steps = {name: _known(StepRecord, rec) for name, rec in data["steps"].items()}
+        for name, rec in steps.items():
+            if rec.status not in STEP_STATUSES:
                 expected = f"expected one of {STEP_STATUSES}"
-                raise ValueError(f"step {name!r} status={status!r}: {expected}")
-            steps[name] = StepRecord(
-                status,
-                int(rec.get("attempts", 0)),
-                rec.get("result"),
-                rec.get("error"),
-                rec.get("compensation"),
-                rec.get("compensation_error"),
-                rec.get("duration"),
-            )
-        phase = data.get("phase", "running")
-        if phase not in PHASES:
-            raise ValueError(f"phase={phase!r}: expected one of {PHASES}")
+                raise ValueError(f"step {name!r} status={rec.status!r}: {expected}")
+        fields["steps"] = steps
         failure = data.get("failure")
-        return cls(
-            workflow=str(data["workflow"]),
-            run_key=str(data["run_key"]),
-            input=data.get("input"),
-            steps=steps,
-            completed=[str(name) for name in data.get("completed", ())],
-            phase=phase,
-            failure=None
-            if failure is None
-            else StepFailure(failure.get("step"), failure["type"], failure["message"]),
-            to_compensate=[str(name) for name in data.get("to_compensate", ())],
-            history=[
-                HistoryEntry(h["event"], h.get("step"), h.get("detail"))
-                for h in data.get("history", ())
-            ],
-            cancelled_run=data.get("cancelled_run"),
-            infra_errors=int(data.get("infra_errors", 0)),
-            after={name: list(deps) for name, deps in data.get("after", {}).items()},
-            watch=int(data.get("watch", 0)),
-            priority=int(data.get("priority", 0)),
-        )
+        if failure is not None:
+            fields["failure"] = StepFailure(**failure)
+        if "history" in data:
+            fields["history"] = [_known(HistoryEntry, h) for h in data["history"]]
+        state = cls(**fields)
+        if state.phase not in PHASES:
+            raise ValueError(f"phase={state.phase!r}: expected one of {PHASES}")
+        return state
 
     @property
     def results(self) -> dict[str, Any]:
@@ -162,6 +140,17 @@ class RunState:
     def running(self) -> list[str]:
         """Steps dispatched and not reported yet."""
         return [name for name, rec in self.steps.items() if rec.status == "running"]
+
+
+_RUN_FIELDS = frozenset(a.name for a in attrs.fields(RunState))
+
+
+def _known(cls: Any, data: dict[str, Any]) -> Any:
+    try:
+        return cls(**data)
+    except TypeError:
+        names = {a.name for a in attrs.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
 
 
 def _record_json(rec: StepRecord) -> dict[str, Any]:
@@ -202,6 +191,9 @@ class Plan:
     steps: tuple[str, ...] = ()
 
 
+_WAIT = Plan("wait")
+
+
 def new_run_state(wf: Workflow, run_key: str, input: Any, priority: int = 0) -> RunState:
     """A run that has not started: every step pending."""
     return RunState(
@@ -222,12 +214,28 @@ def ready_steps(wf: Workflow, state: RunState) -> list[str]:
     """
     if state.phase != "running":  # spec §6.8: a failing run dispatches nothing new
         return []
-    return [
-        name
-        for name in wf.step_names
-        if state.steps[name].status == "pending"
-        and all(state.steps[dep].status == "done" for dep in wf.step(name).after)
-    ]
+    return _scan(wf, state)[1]
+
+
+def _scan(wf: Workflow, state: RunState) -> tuple[bool, list[str]]:
+    # Whether every step is done, and the ready steps, in one pass: a run plans at
+    # every step (plain loops: this is its hottest code).
+    steps = state.steps
+    all_done = True
+    ready = []
+    for name, after in wf.dependencies:
+        status = steps[name].status
+        if status == "done":
+            continue
+        all_done = False
+        if status != "pending":
+            continue
+        for dep in after:
+            if steps[dep].status != "done":
+                break
+        else:
+            ready.append(name)
+    return all_done, ready
 
 
 def mark_dispatched(state: RunState, steps: list[str] | tuple[str, ...]) -> None:
@@ -279,10 +287,10 @@ def request_cancel(state: RunState) -> bool:
 def plan(wf: Workflow, state: RunState) -> Plan:
     """Decide the run's next move from its state alone (spec §6.6-§6.9)."""
     if state.phase == "running":
-        if all(rec.status == "done" for rec in state.steps.values()):
+        all_done, ready = _scan(wf, state)
+        if all_done:
             return Plan("complete")
-        ready = ready_steps(wf, state)
-        return Plan("dispatch", tuple(ready)) if ready else Plan("wait")
+        return Plan("dispatch", tuple(ready)) if ready else _WAIT
     if state.phase in ("failing", "cancelling"):
         if state.running:  # spec §6.8: let in-flight steps report before compensating
             return Plan("wait")
