@@ -423,6 +423,22 @@ def targets() -> list[tuple[str, float | None, str, float]]:
          _ratio(pg4, lookup("bench_durable_pg", r"^4$", r"ceiling")), ">=", 0.5),
         ("PostgreSQL: signal -> next step p50, ms",
          lookup_text("bench_durable_pg", r"signal -> next step.*?p50 ([\d.]+) ms"), "<", 5.0),
+        # issue #15, goals 1-4
+        *[(f"{label}: {shape} workflow / machine steps/s",
+           _ratio(lookup("bench_workflows", rf"^{kind}\b", f"^{shape} workflow"),
+                  lookup("bench_workflows", rf"^{kind}\b", r"^machine")), ">=", 0.5)
+          for kind, label in (("sqlite", "SQLite"), ("postgresql", "PostgreSQL"))
+          for shape in ("linear", "fan-out")],
+        ("SQLite: linear workflow, trexec / DBOS",
+         lookup("bench_workflows", r"^sqlite\b", r"trexec / DBOS"), ">=", 20.0),
+        ("PostgreSQL: linear workflow, trexec / DBOS",
+         lookup("bench_workflows", r"^postgresql\b", r"trexec / DBOS"), ">=", 5.0),
+        ("SQLite, batch 64: steps/s",
+         lookup("bench_durable", r"^64$", r"trexec"), ">=", 50_000.0),
+        *[(f"PostgreSQL, {n} process(es): trexec / raw psycopg ceiling",
+           _ratio(lookup("bench_durable_pg", f"^{n}$", r"trexec"),
+                  lookup("bench_durable_pg", f"^{n}$", r"ceiling")), ">=", 0.8)
+          for n in (1, 2, 4)],
     ]  # fmt: skip
 
 

@@ -80,31 +80,41 @@ class RunState:
 
     def __trexec_to_json__(self) -> dict[str, Any]:
         """Plain JSON data: what cattrs would make, less the fields of a step record
-        or a history line that are None (spec §6.5.3)."""
-        failure = self.failure
-        return {
+        or a history line that are None, and the run's fields that hold their
+        default (spec §6.5.3)."""
+        data: dict[str, Any] = {
             "workflow": self.workflow,
             "run_key": self.run_key,
             "input": self.input,
             "steps": {name: _record_json(rec) for name, rec in self.steps.items()},
             "completed": list(self.completed),
             "phase": self.phase,
-            "failure": None
-            if failure is None
-            else {"step": failure.step, "type": failure.type, "message": failure.message},
-            "to_compensate": list(self.to_compensate),
             "history": [
                 {"event": h.event, "step": h.step}
                 if h.detail is None
                 else {"event": h.event, "step": h.step, "detail": h.detail}
                 for h in self.history
             ],
-            "cancelled_run": self.cancelled_run,
-            "infra_errors": self.infra_errors,
             "after": {name: list(deps) for name, deps in self.after.items()},
-            "watch": self.watch,
-            "priority": self.priority,
         }
+        failure = self.failure
+        if failure is not None:
+            data["failure"] = {
+                "step": failure.step,
+                "type": failure.type,
+                "message": failure.message,
+            }
+        if self.to_compensate:
+            data["to_compensate"] = list(self.to_compensate)
+        if self.cancelled_run is not None:
+            data["cancelled_run"] = self.cancelled_run
+        if self.infra_errors:
+            data["infra_errors"] = self.infra_errors
+        if self.watch:
+            data["watch"] = self.watch
+        if self.priority:
+            data["priority"] = self.priority
+        return data
 
     @classmethod
     def __trexec_from_json__(cls, data: Any) -> RunState:
