@@ -250,7 +250,7 @@ class SqliteStore(ObserveMixin, SqlStore):
         def op(c: sqlite3.Connection) -> list[CommitStatus]:
             with ops.write(c):
                 now = self._clock()
-                return [ops.complete_one(c, commit, now) for commit in commits]
+                return ops.complete_many(c, commits, now)
 
         return await self._run(op)
 
@@ -269,7 +269,7 @@ class SqliteStore(ObserveMixin, SqlStore):
         def op(c: sqlite3.Connection) -> tuple[list[CommitStatus], Claim]:
             with ops.write(c):
                 now = self._clock()
-                statuses = [ops.complete_one(c, commit, now) for commit in commits]
+                statuses = ops.complete_many(c, commits, now)
                 return statuses, self._claim_in(c, now, machines, limit, lease, rate_limits)
 
         return await self._run(op)
