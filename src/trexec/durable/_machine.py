@@ -139,6 +139,10 @@ class Context:
     engine: Engine | None = attrs.field(default=None, repr=False, eq=False)
 
 
+#: Values ``Codec.dumps`` hands to ``json`` directly (cattrs would return them as they are).
+_JSON_TYPES = frozenset({dict, list, str, int, float, bool})
+
+
 class Codec:
     """States, results and payloads to and from JSON text, via cattrs (spec §5.1.4)."""
 
@@ -154,6 +158,13 @@ class Codec:
         if value is None:
             return "null"
         try:
+            if expected is None and type(value) in _JSON_TYPES:
+                # Plain JSON needs no cattrs pass; anything json cannot take
+                # (a set, an attrs object inside) goes through cattrs as before.
+                try:
+                    return self._encode(value)
+                except TypeError:
+                    pass
             return self._encode(self.converter.unstructure(value))
         except RecursionError:
             # Not a crash: a value nested too deeply is one that cannot be stored.
