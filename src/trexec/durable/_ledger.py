@@ -114,28 +114,40 @@ class Handoff(Generic[T]):
     def __init__(self) -> None:
         self._items: collections.deque[T] = collections.deque()
         self._waiting = trio.lowlevel.ParkingLot()
+        # Getters woken and not yet running: one at a time, and each wakes the
+        # next once it takes an item and more are left. Waking one per item
+        # would wake every idle worker for a batch that the first one, running
+        # steps that never suspend, takes alone.
+        self._waking = 0
         self.closed = False
 
     def __len__(self) -> int:
         return len(self._items)
 
+    def _wake_one(self) -> None:
+        if not self._waking and self._waiting:
+            self._waking = 1
+            self._waiting.unpark()
+
     def put(self, item: T) -> None:
         if self.closed:
             raise trio.ClosedResourceError("the engine is shutting down")
         self._items.append(item)
-        if self._waiting:
-            self._waiting.unpark()
+        self._wake_one()
 
     def put_all(self, items: tuple[T, ...]) -> None:
         if self.closed:
             raise trio.ClosedResourceError("the engine is shutting down")
         self._items.extend(items)
-        if self._waiting:
-            self._waiting.unpark(count=len(items))
+        self._wake_one()
 
     def get_nowait(self) -> T:
-        if self._items:
-            return self._items.popleft()
+        items = self._items
+        if items:
+            item = items.popleft()
+            if items:
+                self._wake_one()
+            return item
         if self.closed:
             raise trio.EndOfChannel
         raise trio.WouldBlock
@@ -146,8 +158,9 @@ class Handoff(Generic[T]):
             try:
                 return self.get_nowait()
             except trio.WouldBlock:
-                # Woken by put or close; another task may have taken the item first.
                 await self._waiting.park()
+                # Woken by put, another getter or close; the item may be gone already.
+                self._waking = 0
 
     def clear(self) -> None:
         self._items.clear()
