@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -14,7 +13,7 @@ import trio
 
 from .. import telemetry
 from ._exceptions import DuplicateKey, StoreRejected
-from ._ledger import Ledger, Service, retrying
+from ._ledger import Handoff, Ledger, Service, retrying
 from ._outcomes import reason_text
 from ._records import (
     Claim,
@@ -67,33 +66,31 @@ class Completer(Service):
         # Re-running `handle` after a child key clash is a step: it runs in the
         # engine's nursery, not in the completer's shielded scope.
         self._spawn = spawn
-        self.send, self._receive = trio.open_memory_channel[Outcome](math.inf)
+        #: Where the workers put their outcomes.
+        self.outcomes: Handoff[Outcome] = Handoff()
         # spec §5.5.4: shielded from the start; ``done`` is set once it is gone.
         super().__init__(shield=True)
 
     def skip(self) -> None:
         """For an engine that runs no steps: nothing will ever be sent."""
-        self.send.close()
+        self.outcomes.close()
         self.done.set()
 
     async def _serve(self) -> None:
-        receive, ledger, store, batch_size = (
-            self._receive,
+        outcomes, ledger, store, batch_size = (
+            self.outcomes,
             self._ledger,
             self._store,
             self._batch_size,
         )
         while True:
             try:
-                batch = [await receive.receive()]
+                batch = [await outcomes.get()]
             except trio.EndOfChannel:
                 return
-            while len(batch) < batch_size:
-                try:
-                    batch.append(receive.receive_nowait())
-                except (trio.WouldBlock, trio.EndOfChannel):
-                    break
-            commits = [commit for commit, *_ in batch]
+            for _ in range(min(batch_size - 1, len(outcomes))):
+                batch.append(outcomes.get_nowait())
+            commits = [outcome[0] for outcome in batch]
             # The capacity this commit frees is refilled in the same transaction
             # (spec §5.5.3): one hop and one commit instead of two. Claims in
             # flight (the picker's, other completers') count as held.
@@ -171,7 +168,7 @@ class Completer(Service):
         # Shutting down, the completer is gone: the lease stays held and is
         # released, so the step runs again (spec §5.5.4, at least once).
         with contextlib.suppress(trio.ClosedResourceError):
-            self.send.send_nowait((commit, job, kind, duration))
+            self.outcomes.put((commit, job, kind, duration))
 
     async def _complete_each(
         self, commits: list[Commit], refused: StoreRejected

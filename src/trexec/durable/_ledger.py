@@ -9,10 +9,10 @@ and the events that wake the picker and ``Engine.wait``. Each task
 
 from __future__ import annotations
 
+import collections
 import logging
-import math
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 import trio
 
@@ -46,7 +46,8 @@ class Ledger:
         #: False once the engine's block is left: no new claims.
         self.open = True
         self._waiters: dict[int, list[trio.Event]] = {}
-        self.jobs_send, self.jobs_receive = trio.open_memory_channel[Job](math.inf)
+        #: Claimed jobs for the workers, oldest claim first.
+        self.jobs: Handoff[Job] = Handoff()
 
     def free(self) -> int:
         """How many more rows may be claimed now."""
@@ -90,18 +91,83 @@ class Ledger:
         if not claim.jobs:
             return False
         telemetry.execute(("trexec", "durable", "pick"), {"count": len(claim.jobs)}, {})
-        for job in claim.jobs:
-            self.held[job.lease] = False
-        for job in claim.jobs:
-            try:
-                self.jobs_send.send_nowait(job)
-            except trio.ClosedResourceError:
-                break  # shutting down: held, so released
+        self.held.update(dict.fromkeys([job.lease for job in claim.jobs], False))
+        if not self.jobs.closed:  # shutting down: held, so released
+            self.jobs.put_all(claim.jobs)
         return True
 
     def drop(self, lease: Lease) -> None:
         """``lease`` is no longer held (committed, or never started)."""
         self.held.pop(lease, None)
+
+
+class Handoff(Generic[T]):
+    """An unbounded FIFO between the tasks of one engine (picker -> workers,
+    workers -> completer): what a memory channel does here, without its
+    per-item bookkeeping (spec §5.5.3: these hand-offs happen for every step).
+
+    :meth:`put` never blocks; :meth:`get_nowait` raises ``trio.WouldBlock``
+    when empty; :meth:`get` parks until an item or :meth:`close`. Once closed,
+    ``put`` raises ``trio.ClosedResourceError`` and the getters drain what is
+    left, then get ``trio.EndOfChannel``."""
+
+    def __init__(self) -> None:
+        self._items: collections.deque[T] = collections.deque()
+        self._waiting = trio.lowlevel.ParkingLot()
+        # Getters woken and not yet running: one at a time, and each wakes the
+        # next once it takes an item and more are left. Waking one per item
+        # would wake every idle worker for a batch that the first one, running
+        # steps that never suspend, takes alone.
+        self._waking = 0
+        self.closed = False
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def _wake_one(self) -> None:
+        if not self._waking and self._waiting:
+            self._waking = 1
+            self._waiting.unpark()
+
+    def put(self, item: T) -> None:
+        if self.closed:
+            raise trio.ClosedResourceError("the engine is shutting down")
+        self._items.append(item)
+        self._wake_one()
+
+    def put_all(self, items: tuple[T, ...]) -> None:
+        if self.closed:
+            raise trio.ClosedResourceError("the engine is shutting down")
+        self._items.extend(items)
+        self._wake_one()
+
+    def get_nowait(self) -> T:
+        items = self._items
+        if items:
+            item = items.popleft()
+            if items:
+                self._wake_one()
+            return item
+        if self.closed:
+            raise trio.EndOfChannel
+        raise trio.WouldBlock
+
+    async def get(self) -> T:
+        """The next item; a schedule point only when it has to wait."""
+        while True:
+            try:
+                return self.get_nowait()
+            except trio.WouldBlock:
+                await self._waiting.park()
+                # Woken by put, another getter or close; the item may be gone already.
+                self._waking = 0
+
+    def clear(self) -> None:
+        self._items.clear()
+
+    def close(self) -> None:
+        self.closed = True
+        self._waiting.unpark_all()
 
 
 async def retrying(

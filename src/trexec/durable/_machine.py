@@ -143,6 +143,10 @@ def _converts_itself(cls: Any) -> bool:
     return isinstance(cls, type) and hasattr(cls, "__trexec_from_json__")
 
 
+#: Values ``Codec.dumps`` hands to ``json`` directly (cattrs would return them as they are).
+_JSON_TYPES = frozenset({dict, list, str, int, float, bool})
+
+
 class Codec:
     """States, results and payloads to and from JSON text, via cattrs (spec §5.1.4)."""
 
@@ -165,6 +169,13 @@ class Codec:
         if value is None:
             return "null"
         try:
+            if expected is None and type(value) in _JSON_TYPES:
+                # Plain JSON needs no cattrs pass; anything json cannot take
+                # (a set, an attrs object inside) goes through cattrs as before.
+                try:
+                    return self._encode(value)
+                except TypeError:
+                    pass
             return self._encode(self.converter.unstructure(value))
         except RecursionError:
             # Not a crash: a value nested too deeply is one that cannot be stored.

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from ._ledger import Ledger, Service, retrying
+from ._ledger import Handoff, Ledger, Service, retrying
 from ._records import Claim, RateLimitPolicy
 from ._store import Store
 
@@ -86,7 +86,7 @@ class Workers(Service):
         ledger: Ledger,
         runner: StepRunner,
         count: int,
-        outcomes: trio.MemorySendChannel[Outcome],
+        outcomes: Handoff[Outcome],
     ) -> None:
         self._ledger = ledger
         self._runner = runner
@@ -104,18 +104,13 @@ class Workers(Service):
         self._outcomes.close()
 
     async def _work(self) -> None:
-        ledger, run, send = self._ledger, self._runner.run, self._outcomes
-        held, receive = ledger.held, ledger.jobs_receive
+        ledger, run, send = self._ledger, self._runner.run, self._outcomes.put
+        held, jobs = ledger.held, ledger.jobs
         while True:
             # Drain without a schedule point while jobs are queued (the queue is
             # bounded by the picker); block only when it is empty.
             try:
-                job = receive.receive_nowait()
-            except trio.WouldBlock:
-                try:
-                    job = await receive.receive()
-                except trio.EndOfChannel:
-                    return
+                job = await jobs.get()
             except trio.EndOfChannel:
                 return
             if job.id in ledger.cancelled:
@@ -127,4 +122,4 @@ class Workers(Service):
             held[job.lease] = True
             started = time.perf_counter()
             commit, kind = await run(job)
-            send.send_nowait((commit, job, kind, time.perf_counter() - started))
+            send((commit, job, kind, time.perf_counter() - started))

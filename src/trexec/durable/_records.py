@@ -98,7 +98,7 @@ class InstanceRecord:
     concurrency_key: str | None = None
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)  # a key of the engine's held dict, hashed on every step
 class Lease:
     """A claim the engine holds on an instance: ``token`` fences its outcome."""
 

@@ -70,7 +70,7 @@ async def serve(
                 store, ledger, runner, runs, policies, batch_size=config.batch_size,
                 lease=config.lease, spawn=nursery.start_soon,
             )  # fmt: skip
-            workers = Workers(ledger, runner, config.workers, completer.send)
+            workers = Workers(ledger, runner, config.workers, completer.outcomes)
             heartbeat = Heartbeat(
                 store, ledger, interval=config.heartbeat_interval, lease=config.lease,
                 engine=engine_id, machines=runs,
@@ -122,12 +122,8 @@ class Shutdown:
         # spec §5.5.4: finished outcomes are committed even when the block was
         # cancelled from outside: the completer (shielded) drains its queue.
         self.picker.stop()
-        while True:  # queued jobs never start: they are released below
-            try:
-                ledger.jobs_receive.receive_nowait()
-            except (trio.WouldBlock, trio.EndOfChannel):
-                break
-        ledger.jobs_send.close()
+        ledger.jobs.clear()  # queued jobs never start: they are released below
+        ledger.jobs.close()
         with trio.CancelScope(shield=True):
             await self.picker.done.wait()  # a claim in flight lands in `held`
             if graceful:

@@ -29,6 +29,7 @@ from ._records import (
     CommitStatus,
     Delivery,
     InstanceRecord,
+    Job,
     Lease,
     NewInstance,
     RateLimitPolicy,
@@ -183,12 +184,17 @@ class SqliteStore(ObserveMixin, SqlStore):
                 inbox.setdefault(iid, []).append(rules.signal(signal))
         jobs = []
         for row in claimed:
-            id_, awaits, child_count = row[0], row[9], row[10]
-            children: list[InstanceRecord] = []
-            if child_count:
-                children = [ops.record(r) for r in c.execute(sql.CHILDREN, (id_,)).fetchall()]
-            waits = () if awaits == "[]" else json.loads(awaits)
-            jobs.append(rules.job(row, waits, inbox.get(id_, ()), children, row[11]))
+            id_, token, machine, version, step, attempt, state, key, parent_id, awaits = row[:10]
+            children: tuple[InstanceRecord, ...] = ()
+            if row[10]:  # child_count
+                children = tuple(ops.record(r) for r in c.execute(sql.CHILDREN, (id_,)))
+            waits = () if awaits == "[]" else tuple(json.loads(awaits))
+            signals = tuple(inbox[id_]) if id_ in inbox else ()
+            # As _store_rules.job, positionally: this runs for every claimed row.
+            jobs.append(
+                Job(id_, token, machine, version, step, attempt, state, key, parent_id, waits,
+                    signals, children, row[11])
+            )  # fmt: skip
         return Claim(tuple(jobs), tuple(throttled))
 
     async def next_due(self, machines: Sequence[tuple[str, int]]) -> float | None:
@@ -250,7 +256,7 @@ class SqliteStore(ObserveMixin, SqlStore):
         def op(c: sqlite3.Connection) -> list[CommitStatus]:
             with ops.write(c):
                 now = self._clock()
-                return [ops.complete_one(c, commit, now) for commit in commits]
+                return ops.complete_many(c, commits, now)
 
         return await self._run(op)
 
@@ -269,7 +275,7 @@ class SqliteStore(ObserveMixin, SqlStore):
         def op(c: sqlite3.Connection) -> tuple[list[CommitStatus], Claim]:
             with ops.write(c):
                 now = self._clock()
-                statuses = [ops.complete_one(c, commit, now) for commit in commits]
+                statuses = ops.complete_many(c, commits, now)
                 return statuses, self._claim_in(c, now, machines, limit, lease, rate_limits)
 
         return await self._run(op)

@@ -186,6 +186,94 @@ def deliver(
     return Delivery(signal_id, id_, False)
 
 
+#: Rows per bulk statement: 6 parameters a row stays under SQLite's oldest
+#: default limit of 999 parameters.
+BULK_ROWS = 150
+
+
+def complete_many(
+    c: sqlite3.Connection, commits: Sequence[Commit], now: float
+) -> list[CommitStatus]:
+    """Apply a batch of commits inside the caller's write transaction; one
+    status per commit. The plain ``next`` and ``done`` commits (no effects,
+    nothing consumed: almost every step) are written with one statement per
+    kind; every other commit, and any plain one that did not apply (to tell
+    ``stale`` from ``cancelled``), as by :func:`complete_one`. The commits are
+    of distinct leases, so the order they apply in changes nothing."""
+    statuses: list[CommitStatus | None] = [None] * len(commits)
+    nexts: list[int] = []
+    dones: list[int] = []
+    for i, commit in enumerate(commits):
+        if commit.effects is None:
+            if isinstance(commit, NextCommit) and not commit.consumed:
+                nexts.append(i)
+            elif isinstance(commit, DoneCommit):
+                dones.append(i)
+    if len(nexts) > 1:
+        _next_many(c, commits, nexts, now, statuses)
+    if len(dones) > 1:
+        _done_many(c, commits, dones, now, statuses)
+    for i, commit in enumerate(commits):
+        if statuses[i] is None:
+            statuses[i] = complete_one(c, commit, now)
+    return [status for status in statuses if status is not None]
+
+
+def _next_many(
+    c: sqlite3.Connection,
+    commits: Sequence[Commit],
+    indexes: list[int],
+    now: float,
+    statuses: list[CommitStatus | None],
+) -> None:
+    for start in range(0, len(indexes), BULK_ROWS):
+        chunk = indexes[start : start + BULK_ROWS]
+        params: list[Any] = [now, now]
+        for i in chunk:
+            commit = commits[i]
+            assert isinstance(commit, NextCommit)
+            lease = commit.lease
+            params += (lease.id, lease.token, commit.step, commit.state, commit.rate_limit,
+                       commit.weight)  # fmt: skip
+        query = sql.COMPLETE_NEXT_MANY.format("VALUES " + placeholders(len(chunk), 6))
+        applied = set(c.execute(query, params).fetchall())
+        for i in chunk:
+            lease = commits[i].lease
+            if (lease.id, lease.token) in applied:
+                statuses[i] = "applied"
+
+
+def _done_many(
+    c: sqlite3.Connection,
+    commits: Sequence[Commit],
+    indexes: list[int],
+    now: float,
+    statuses: list[CommitStatus | None],
+) -> None:
+    for start in range(0, len(indexes), BULK_ROWS):
+        chunk = indexes[start : start + BULK_ROWS]
+        params: list[Any] = [now]
+        for i in chunk:
+            commit = commits[i]
+            assert isinstance(commit, DoneCommit)
+            params += (commit.lease.id, commit.lease.token, commit.result)
+        query = sql.COMPLETE_DONE_MANY.format("VALUES " + placeholders(len(chunk), 3))
+        rows = c.execute(query, params).fetchall()
+        if not rows:
+            continue
+        applied = {(id_, token) for id_, token, _ in rows}
+        for i in chunk:
+            lease = commits[i].lease
+            if (lease.id, lease.token) in applied:
+                statuses[i] = "applied"
+        # What finish() does for each, the inboxes in one statement.
+        ids = [id_ for id_, _, _ in rows]
+        c.execute(sql.CLEAR_INBOXES.format(placeholders(len(ids))), ids)
+        for _, _, parent_id in rows:
+            if parent_id is not None:
+                _child_finished(c, parent_id, now)
+
+
 def complete_one(c: sqlite3.Connection, commit: Commit, now: float) -> CommitStatus:
     effects = commit.effects
     if effects is None:
@@ -297,5 +385,11 @@ def finish(c: sqlite3.Connection, id_: int, parent_id: int | None, now: float) -
     """What every terminal transition implies: inbox cleared (spec §5.6),
     parent barrier decremented (spec §5.7)."""
     c.execute(sql.CLEAR_INBOX, (id_,))
-    if parent_id is not None and c.execute(sql.PARENT_CHILD_FINISHED, (now, parent_id)).rowcount:
+    if parent_id is not None:
+        _child_finished(c, parent_id, now)
+
+
+def _child_finished(c: sqlite3.Connection, parent_id: int, now: float) -> None:
+    # spec §5.7: the parent's barrier drops by one; at zero it is scheduled now.
+    if c.execute(sql.PARENT_CHILD_FINISHED, (now, parent_id)).rowcount:
         c.execute(sql.PARENT_RELEASE_BARRIER, (now, now, parent_id))

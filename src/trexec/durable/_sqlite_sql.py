@@ -264,6 +264,23 @@ COMPLETE_STOP = (
     " WHERE id = ? AND token = ? AND status = 'running' RETURNING parent_id"
 )
 CONSUME_SIGNAL = "DELETE FROM signals WHERE id = ? AND instance_id = ?"
+# A batch's plain ``next`` and ``done`` commits (no effects, nothing consumed),
+# one statement per kind: "VALUES (id, token, ...), ..." is appended. Fenced
+# as the one-row statements; RETURNING names the rows that applied (spec §5.8).
+COMPLETE_NEXT_MANY = (
+    "UPDATE instances SET status = 'scheduled', step = v.column3, state = v.column4,"
+    " attempt = 1, run_at = ?, awaits = '[]', rate_limit = v.column5, weight = v.column6,"
+    " lease_expires_at = NULL, updated_at = ? FROM ({}) AS v"
+    " WHERE instances.id = v.column1 AND instances.token = v.column2"
+    " AND instances.status = 'running' RETURNING instances.id, instances.token"
+)
+COMPLETE_DONE_MANY = (
+    "UPDATE instances SET status = 'done', result = v.column3, run_at = NULL, awaits = '[]',"
+    " rate_limit = NULL, lease_expires_at = NULL, updated_at = ? FROM ({}) AS v"
+    " WHERE instances.id = v.column1 AND instances.token = v.column2"
+    " AND instances.status = 'running' RETURNING instances.id, instances.token, instances.parent_id"
+)
+CLEAR_INBOXES = "DELETE FROM signals WHERE instance_id IN ({})"
 CLEAR_INBOX = "DELETE FROM signals WHERE instance_id = ?"
 PARENT_CHILD_FINISHED = (
     "UPDATE instances SET pending_children = pending_children - 1, updated_at = ?"

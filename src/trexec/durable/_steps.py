@@ -7,6 +7,7 @@ Nothing here touches the store: the engine commits the returned ``Commit``.
 
 from __future__ import annotations
 
+import enum
 import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, assert_never
@@ -39,10 +40,33 @@ if TYPE_CHECKING:
 logger = logging.getLogger("trexec.durable")
 
 
+class Missing(enum.Enum):
+    """Not looked up by the caller (a ``state_cls`` of None means "no State")."""
+
+    MISSING = enum.auto()
+
+
+MISSING = Missing.MISSING
+#: The outcomes ``StepRunner._encode`` takes as they are (no ``WithEffects``).
+_PLAIN = frozenset({Next, Retry, Await, ScheduleChildren, Done, Stop})
+
+
+def _plain_name(name: str) -> bool:
+    # The common case, without the UTF-8 encode of _validate.storable_text.
+    return name.isascii() and "\x00" not in name
+
+
 def _storable(commit: Commit) -> Commit:
     """spec §5.1.4: a value some store cannot hold is a step error on every store,
     never a batch of commits the database rejects on each retry (the completer
     would retry it forever and no outcome after it would commit)."""
+    if (
+        type(commit) is NextCommit
+        and commit.weight <= MAX_WEIGHT
+        and _plain_name(commit.step)
+        and (commit.rate_limit is None or _plain_name(commit.rate_limit))
+    ) or type(commit) is DoneCommit:
+        return commit  # the path of almost every step: nothing to refuse
     names: list[str | None] = []
     delay = 0.0
     match commit:
@@ -145,10 +169,15 @@ class StepRunner:
         self.machines = machines
         self.rate_limit_names = rate_limit_names
 
-    def context(self, job: Job) -> tuple[Context, Exception | None]:
+    def context(
+        self, job: Job, state_cls: type[Any] | Missing | None = MISSING
+    ) -> tuple[Context, Exception | None]:
         """The step's ctx; a state that cannot be loaded is returned as the error
-        to hand to ``handle`` (the ctx then has ``state=None``)."""
+        to hand to ``handle`` (the ctx then has ``state=None``). ``state_cls``:
+        the machine's State class, if the caller looked it up already."""
         codec = self.codec
+        if state_cls is MISSING:
+            state_cls = self.registry.state_class(job.machine, job.version)
         signals: tuple[Signal, ...] = ()
         awaited: tuple[Signal, ...] = ()
         children: tuple[Instance, ...] = ()
@@ -164,23 +193,14 @@ class StepRunner:
         if job.children:
             children = tuple(to_instance(codec, self.registry, r) for r in job.children)
         try:
-            state = codec.loads(job.state, self.registry.state_class(job.machine, job.version))
+            state = codec.loads(job.state, state_cls)
         except Exception as exc:
             state, error = None, error or exc
+        # Positional, in Context's field order: this runs for every step.
         ctx = Context(
-            id=job.id,
-            machine=job.machine,
-            version=job.version,
-            step=job.step,
-            attempt=job.attempt,
-            state=state,
-            awaited=awaited,
-            all=signals,
-            children=children,
-            key=job.key,
-            parent_id=job.parent_id,
-            engine=self.engine,
-        )
+            job.id, job.machine, job.version, job.step, job.attempt, state, awaited, signals,
+            children, job.key, job.parent_id, self.engine,
+        )  # fmt: skip
         return ctx, error
 
     async def run(self, job: Job) -> tuple[Commit, str]:
@@ -199,13 +219,19 @@ class StepRunner:
             return commit, kind
 
     async def _run(self, job: Job) -> tuple[Commit, str]:
-        machine = self.machines[(job.machine, job.version)]
-        ctx, error = self.context(job)
+        key = (job.machine, job.version)
+        machine = self.machines[key]
+        state_cls = machine.State
+        ctx, error = self.context(job, state_cls)
         if error is None:
             try:
                 outcome = await machine.step(job.step, ctx)
                 # spec §5.6: a progressing outcome consumes the awaited ids received.
-                commit = self.encode(job, outcome, tuple(s.id for s in ctx.awaited))
+                consumed = tuple(s.id for s in ctx.awaited) if ctx.awaited else ()
+                if type(outcome) in _PLAIN:
+                    commit = _storable(self._encode(job, outcome, consumed, state_cls))
+                else:
+                    commit = self.encode(job, outcome, consumed)
                 return commit, commit.kind
             except Exception as exc:  # spec §5.4.7: raised, non-outcome, unstorable
                 error = exc
@@ -257,25 +283,28 @@ class StepRunner:
             state = dumps(outcome.state, state_cls)
         return attrs.evolve(commit, effects=Effects(signals, inserts, fallback, state))
 
-    def _encode(self, job: Job, outcome: Any, consumed: tuple[int, ...]) -> Commit:
+    def _encode(
+        self,
+        job: Job,
+        outcome: Any,
+        consumed: tuple[int, ...],
+        state_cls: type[Any] | Missing | None = MISSING,
+    ) -> Commit:
         if not isinstance(outcome, Outcome):
             raise TypeError(
                 f"step {job.step!r} of {job.machine!r} returned {outcome!r}:"
                 " expected a durable outcome (Next, Retry, Await, ScheduleChildren, Done, Stop)"
             )
         dumps = self.codec.dumps
-        state_cls = self.registry.state_class(job.machine, job.version)
+        if state_cls is MISSING:
+            state_cls = self.registry.state_class(job.machine, job.version)
         lease = job.lease
         if isinstance(outcome, Next):
             if outcome.rate_limit is not None:
                 self._check_rate_limit(job, outcome.rate_limit)
+            state = dumps(outcome.state, state_cls)
             return NextCommit(
-                lease,
-                step=outcome.step,
-                state=dumps(outcome.state, state_cls),
-                consumed=consumed,
-                rate_limit=outcome.rate_limit,
-                weight=outcome.weight,
+                lease, outcome.step, state, consumed, outcome.rate_limit, outcome.weight
             )
         if isinstance(outcome, Retry):
             return RetryCommit(lease, state=dumps(outcome.state, state_cls), delay=outcome.delay)
