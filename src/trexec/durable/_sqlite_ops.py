@@ -24,6 +24,7 @@ from ._records import (
     CommitStatus,
     Delivery,
     DoneCommit,
+    Effects,
     InstanceRecord,
     NewInstance,
     NextCommit,
@@ -209,6 +210,8 @@ def complete_many(
                 nexts.append(i)
             elif isinstance(commit, DoneCommit):
                 dones.append(i)
+        elif isinstance(commit, DoneCommit) and _only_final_state(commit.effects):
+            dones.append(i)  # a done with its final state (a workflow run's end, §6.6.5)
     if len(nexts) > 1:
         _next_many(c, commits, nexts, now, statuses)
     if len(dones) > 1:
@@ -266,12 +269,28 @@ def _done_many(
             lease = commits[i].lease
             if (lease.id, lease.token) in applied:
                 statuses[i] = "applied"
+        final_states = [
+            (effects.state, commits[i].lease.id)
+            for i in chunk
+            if statuses[i] == "applied" and (effects := commits[i].effects) is not None
+        ]
+        if final_states:  # spec §5.4.10: the final state, in the same transaction
+            c.executemany(sql.SET_STATE, final_states)
         # What finish() does for each, the inboxes in one statement.
         ids = [id_ for id_, _, _ in rows]
         c.execute(sql.CLEAR_INBOXES.format(placeholders(len(ids))), ids)
         for _, _, parent_id in rows:
             if parent_id is not None:
                 _child_finished(c, parent_id, now)
+
+
+def _only_final_state(effects: Effects) -> bool:
+    return (
+        effects.state is not None
+        and not effects.signals
+        and not effects.inserts
+        and effects.fallback is None
+    )
 
 
 def complete_one(c: sqlite3.Connection, commit: Commit, now: float) -> CommitStatus:
