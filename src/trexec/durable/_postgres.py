@@ -373,8 +373,10 @@ class PostgresStore(ObserveMixin, SqlStore):
         claim = claims.claim_op(machines, limit, lease, rate_limits)
 
         def op(c: Conn) -> tuple[list[CommitStatus], Claim]:
-            statuses = ops.complete(c, commits, self._notify) if commits else []
-            return statuses, claim(c)
+            # spec §8.8.5: the commits and the claim travel in one round trip.
+            statuses = ops.start_complete(c, commits, self._notify) if commits else list
+            claimed = claim(c)
+            return statuses(), claimed
 
         return await self._run(op, retry="always")
 

@@ -37,6 +37,7 @@ __all__ = [
     "CompleteBatch",
     "cancel",
     "complete",
+    "start_complete",
     "deliver_signal",
     "insert_rows",
     "prune_batch",
@@ -74,6 +75,66 @@ def complete(
     if batch.wakes or progressed:
         notify(c)
     return statuses
+
+
+def start_complete(
+    c: Conn, commits: Sequence[Commit], notify: Callable[[Conn], None]
+) -> Callable[[], list[CommitStatus]]:
+    """``complete`` in two halves, for a pipeline (spec §8.8.5): this one sends
+    the batch; the function it returns reads the outcome (call it before the
+    transaction ends) and returns the statuses. Between the two, later
+    statements of the same transaction (the claim) travel in the same round trip.
+
+    Only the common batch takes the one-statement path (``simple``); any other
+    is applied here at once by :func:`complete`.
+    """
+    if not simple(commits):
+        statuses = complete(c, commits, notify)
+        return lambda: statuses
+    rows = [
+        (
+            x.lease.id, x.lease.token, x.kind, x.step, x.state, x.rate_limit, x.weight, None
+        ) if isinstance(x, NextCommit) else (
+            x.lease.id, x.lease.token, x.kind, None, None, None, None,
+            x.result if isinstance(x, DoneCommit) else x.error,  # type: ignore[union-attr]
+        )
+        for x in commits
+    ]  # fmt: skip
+    cursor = c.execute(sql.COMPLETE_SIMPLE, (json.dumps(rows, ensure_ascii=False),))
+
+    def finish() -> list[CommitStatus]:
+        fenced = {row[0]: row[1:] for row in cursor.fetchall()}
+        statuses: list[CommitStatus] = []
+        parents: list[int] = []
+        for commit in commits:
+            status, token, parent_id = fenced.get(commit.lease.id, ("gone", 0, None))
+            if status == "cancelled":
+                statuses.append("cancelled")
+            elif status != "running" or token != commit.lease.token:
+                statuses.append("stale")  # spec §5.8: fenced; unknown rows too
+            else:
+                statuses.append("applied")
+                if parent_id is not None and commit.kind != "next":
+                    parents.append(parent_id)
+        if parents:  # spec §5.7: the parents' barrier, parents locked in id order
+            c.execute(sql.LOCK_ROWS, (sorted(set(parents)),))
+            woke = c.execute(sql.PARENTS_CHILDREN_FINISHED, (parents,)).fetchall()
+            if any(s == "scheduled" for _, s in woke):
+                notify(c)
+        return statuses
+
+    return finish
+
+
+def simple(commits: Sequence[Commit]) -> bool:
+    """True for a batch ``COMPLETE_SIMPLE`` applies: next/done/stop commits
+    without effects or consumed signals, each instance named once."""
+    for commit in commits:
+        if commit.effects is not None or commit.kind not in ("next", "done", "stop"):
+            return False
+        if isinstance(commit, NextCommit) and commit.consumed:
+            return False
+    return len({commit.lease.id for commit in commits}) == len(commits)
 
 
 class CompleteBatch:
