@@ -37,7 +37,7 @@ __all__ = [
     "CompleteBatch",
     "cancel",
     "complete",
-    "start_complete",
+    "complete_simple",
     "deliver_signal",
     "insert_rows",
     "prune_batch",
@@ -64,33 +64,26 @@ def complete(
     ``unclaimed``: the committing engine claims nothing in this transaction (it
     is shutting down, or full), so ``next``/``retry`` commits notify too (§8.5.2).
     """
-    batch = CompleteBatch(c)
-    batch.lock(commits)
-    statuses = [batch.add(commit) for commit in commits]
-    batch.flush()
+    if simple(commits):
+        statuses, wakes = complete_simple(c, commits)
+    else:
+        batch = CompleteBatch(c)
+        batch.lock(commits)
+        statuses = [batch.add(commit) for commit in commits]
+        batch.flush()
+        wakes = batch.wakes
     progressed = unclaimed and any(
         commit.kind in ("next", "retry") and status == "applied"
         for commit, status in zip(commits, statuses, strict=True)
     )
-    if batch.wakes or progressed:
+    if wakes or progressed:
         notify(c)
     return statuses
 
 
-def start_complete(
-    c: Conn, commits: Sequence[Commit], notify: Callable[[Conn], None]
-) -> Callable[[], list[CommitStatus]]:
-    """``complete`` in two halves, for a pipeline (spec §8.8.5): this one sends
-    the batch; the function it returns reads the outcome (call it before the
-    transaction ends) and returns the statuses. Between the two, later
-    statements of the same transaction (the claim) travel in the same round trip.
-
-    Only the common batch takes the one-statement path (``simple``); any other
-    is applied here at once by :func:`complete`.
-    """
-    if not simple(commits):
-        statuses = complete(c, commits, notify)
-        return lambda: statuses
+def complete_simple(c: Conn, commits: Sequence[Commit]) -> tuple[list[CommitStatus], bool]:
+    """The common batch (``simple``) in one statement (spec §8.8.5); returns the
+    statuses, as ``CompleteBatch.add`` gives them, and whether a parent woke."""
     rows = [
         (
             x.lease.id, x.lease.token, x.kind, x.step, x.state, x.rate_limit, x.weight, None
@@ -101,29 +94,25 @@ def start_complete(
         for x in commits
     ]  # fmt: skip
     cursor = c.execute(sql.COMPLETE_SIMPLE, (json.dumps(rows, ensure_ascii=False),))
-
-    def finish() -> list[CommitStatus]:
-        fenced = {row[0]: row[1:] for row in cursor.fetchall()}
-        statuses: list[CommitStatus] = []
-        parents: list[int] = []
-        for commit in commits:
-            status, token, parent_id = fenced.get(commit.lease.id, ("gone", 0, None))
-            if status == "cancelled":
-                statuses.append("cancelled")
-            elif status != "running" or token != commit.lease.token:
-                statuses.append("stale")  # spec §5.8: fenced; unknown rows too
-            else:
-                statuses.append("applied")
-                if parent_id is not None and commit.kind != "next":
-                    parents.append(parent_id)
-        if parents:  # spec §5.7: the parents' barrier, parents locked in id order
-            c.execute(sql.LOCK_ROWS, (sorted(set(parents)),))
-            woke = c.execute(sql.PARENTS_CHILDREN_FINISHED, (parents,)).fetchall()
-            if any(s == "scheduled" for _, s in woke):
-                notify(c)
-        return statuses
-
-    return finish
+    fenced = {row[0]: row[1:] for row in cursor.fetchall()}
+    statuses: list[CommitStatus] = []
+    parents: list[int] = []
+    for commit in commits:
+        status, token, parent_id = fenced.get(commit.lease.id, ("gone", 0, None))
+        if status == "cancelled":
+            statuses.append("cancelled")
+        elif status != "running" or token != commit.lease.token:
+            statuses.append("stale")  # spec §5.8.2: fenced (an unknown row too)
+        else:
+            statuses.append("applied")
+            if parent_id is not None and commit.kind != "next":
+                parents.append(parent_id)
+    if not parents:
+        return statuses, False
+    # spec §5.7: the parents' barrier; parents locked in id order (§8.8.2).
+    c.execute(sql.LOCK_ROWS, (sorted(set(parents)),))
+    woke = c.execute(sql.PARENTS_CHILDREN_FINISHED, (parents,)).fetchall()
+    return statuses, any(s == "scheduled" for _, s in woke)
 
 
 def simple(commits: Sequence[Commit]) -> bool:
