@@ -165,11 +165,14 @@ def _engine_worker(url: str, workers: int, batch: int, start: Any, stop: Any) ->
     trio.run(_engine_process, url, workers, batch, start, stop)
 
 
-def _count_done(conn: psycopg.Connection[Any], schema: str) -> int:
+def _all_done(conn: psycopg.Connection[Any], schema: str) -> bool:
+    # Stops at the first unfinished row: a count(*) of the done rows polled every
+    # 10 ms cost the server ~0.5 ms a poll (heap visits), CPU the raw loop does
+    # not pay.
     row = conn.execute(
-        f"SELECT count(*) FROM {schema}.trexec_instances WHERE status = 'done'"
+        f"SELECT NOT EXISTS (SELECT 1 FROM {schema}.trexec_instances WHERE status <> 'done')"
     ).fetchone()
-    return int(row[0]) if row else 0
+    return bool(row and row[0])
 
 
 async def _insert(url: str, machine: type[durable.Machine], n: int) -> list[int]:
@@ -202,7 +205,7 @@ def measure_trexec(url: str, instances: int, workers: int, batch: int, processes
         with psycopg.connect(url, autocommit=True) as counter:
             t0 = time.perf_counter()
             start.set()
-            while _count_done(counter, schema) < instances:
+            while not _all_done(counter, schema):
                 time.sleep(0.01)
             elapsed = time.perf_counter() - t0
         stop.set()
