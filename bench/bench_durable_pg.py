@@ -200,17 +200,20 @@ def measure_trexec(url: str, instances: int, workers: int, batch: int, processes
         for p in procs:
             p.start()
         time.sleep(1.5)  # every process imports and connects before the clock starts
-        # One connection for the whole count: a new one per poll would fork a
-        # server backend 100 times a second, CPU taken from the workers measured.
-        with psycopg.connect(url, autocommit=True) as counter:
-            t0 = time.perf_counter()
+        try:
+            # One connection for the whole count: a new one per poll would fork a
+            # server backend 100 times a second, CPU taken from the workers measured.
+            with psycopg.connect(url, autocommit=True) as counter:
+                t0 = time.perf_counter()
+                start.set()
+                while not _all_done(counter, schema):
+                    time.sleep(0.01)
+                elapsed = time.perf_counter() - t0
+        finally:  # a failed count must not leave the workers waiting forever
             start.set()
-            while not _all_done(counter, schema):
-                time.sleep(0.01)
-            elapsed = time.perf_counter() - t0
-        stop.set()
-        for p in procs:
-            p.join(timeout=60)
+            stop.set()
+            for p in procs:
+                p.join(timeout=60)
         return 3 * instances / elapsed
     finally:
         with psycopg.connect(url, autocommit=True) as conn:
