@@ -96,6 +96,7 @@ def complete_simple(c: Conn, commits: Sequence[Commit]) -> tuple[list[CommitStat
     cursor = c.execute(sql.COMPLETE_SIMPLE, (json.dumps(rows, ensure_ascii=False),))
     fenced = {row[0]: row[1:] for row in cursor.fetchall()}
     statuses: list[CommitStatus] = []
+    finished: list[int] = []
     parents: list[int] = []
     for commit in commits:
         status, token, parent_id = fenced.get(commit.lease.id, ("gone", 0, None))
@@ -105,8 +106,14 @@ def complete_simple(c: Conn, commits: Sequence[Commit]) -> tuple[list[CommitStat
             statuses.append("stale")  # spec §5.8.2: fenced (an unknown row too)
         else:
             statuses.append("applied")
-            if parent_id is not None and commit.kind != "next":
-                parents.append(parent_id)
+            if commit.kind != "next":
+                finished.append(commit.lease.id)
+                if parent_id is not None:
+                    parents.append(parent_id)
+    if finished:
+        # spec §5.6: a terminal outcome clears the inbox. A statement of its own,
+        # whose snapshot sees every signal committed before the row locks.
+        c.execute(sql.CLEAR_INBOXES, (finished,))
     if not parents:
         return statuses, False
     # spec §5.7: the parents' barrier; parents locked in id order (§8.8.2).

@@ -213,12 +213,12 @@ FENCE = (
 )
 # spec §8.8.5: the common batch (only next/done/stop commits, no effects, no
 # consumed signals, each instance once) in ONE statement: FENCE's locks (key
-# locks in key order, then rows in id order), the fenced updates of every kind
-# and the finished rows' inboxes cleared. The batch travels as one JSON array
-# (a cheaper parameter than eight arrays); trexec_now() is read once. Returns
-# FENCE's rows: the caller derives each commit's status from them as
-# CompleteBatch.add does. (A statement sees one snapshot: the CTEs' writes
-# do not see each other, and need not.)
+# locks in key order, then rows in id order) and the fenced updates of every
+# kind. The batch travels as one JSON array (a cheaper parameter than eight
+# arrays); trexec_now() is read once. Returns FENCE's rows: the caller derives
+# each commit's status from them as CompleteBatch.add does. The finished rows'
+# inboxes are cleared by a LATER statement (CLEAR_INBOXES): this one's snapshot
+# predates its row locks, so it would miss a signal committed while it waited.
 COMPLETE_SIMPLE = (
     "WITH c AS MATERIALIZED (SELECT (e->>0)::bigint AS id, (e->>1)::bigint AS token,"
     " e->>2 AS kind, e->>3 AS step, e->>4 AS state, e->>5 AS rate_limit,"
@@ -243,9 +243,7 @@ COMPLETE_SIMPLE = (
     " error = CASE WHEN c.kind = 'stop' THEN c.out ELSE i.error END,"
     " lease_expires_at = NULL, updated_at = t.now"
     " FROM c, f, t WHERE f.id = c.id AND f.status = 'running' AND f.token = c.token"
-    " AND i.id = c.id RETURNING i.id, c.kind),"
-    " x AS (DELETE FROM trexec_signals s USING u"
-    " WHERE s.instance_id = u.id AND u.kind <> 'next')"
+    " AND i.id = c.id RETURNING i.id)"
     " SELECT id, status, token, parent_id FROM f"
 )
 # The trailing "i.id = ANY(ids)" lets the planner probe the primary key instead of
