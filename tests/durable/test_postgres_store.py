@@ -22,7 +22,14 @@ from trexec import InvalidArgument, durable
 from trexec.durable import _postgres_sql as _pg_sql
 from trexec.durable._exceptions import StoreError
 from trexec.durable._postgres import PostgresStore
-from trexec.durable._records import DoneCommit, NewInstance, NextCommit, RateLimitPolicy
+from trexec.durable._records import (
+    DoneCommit,
+    Lease,
+    NewInstance,
+    NextCommit,
+    RateLimitPolicy,
+    StopCommit,
+)
 
 pytestmark = pytest.mark.postgres
 
@@ -267,6 +274,34 @@ async def test_a_batch_of_outcomes_commits_in_one_transaction() -> None:
         rows = {r.id: r for r in await store.list()}
         for j in jobs:
             assert rows[j.id].status == ("scheduled" if j.id % 2 else "done")
+
+
+async def test_a_simple_batch_fences_each_commit_in_its_one_statement() -> None:
+    # spec §8.8.5: next/done/stop without effects take the one-statement path;
+    # its statuses equal §8.8.1's: cancelled, stale (old token, unknown row), applied.
+    async with fresh_store() as store:
+        await store.insert([item(key=f"k{i}") for i in range(5)])
+        a, b, c, d, e = (await store.claim(M, 5, 30.0, {})).jobs
+        await store.cancel(b.id)
+        commits = [
+            NextCommit(a.lease, step="two", state='{"n": 1}', rate_limit="r", weight=2),
+            DoneCommit(b.lease, result="1"),
+            StopCommit(c.lease, error="boom"),
+            DoneCommit(Lease(d.id, d.token + 1), result="2"),
+            NextCommit(Lease(10**9, 1), step="two", state="{}"),
+            DoneCommit(e.lease, result='"r\\u00e9\u00e9"'),
+        ]
+        statuses, claim = await store.complete_and_claim(commits, M, 5, 30.0, {})
+        assert statuses == ["applied", "cancelled", "applied", "stale", "stale", "applied"]
+        assert [job.id for job in claim.jobs] == [a.id]  # the next commit, claimed again
+        assert (claim.jobs[0].step, claim.jobs[0].state) == ("two", '{"n": 1}')
+        rows = {r.id: r for r in await store.list()}
+        assert [rows[j.id].status for j in (a, b, c, d, e)] == [
+            "running", "cancelled", "stopped", "running", "done",
+        ]  # fmt: skip
+        assert (rows[c.id].error, rows[e.id].result) == ("boom", '"r\\u00e9\u00e9"')
+        # A stale commit changed nothing: the row is still held by its lease.
+        assert await store.complete([DoneCommit(d.lease, result="3")]) == ["applied"]
 
 
 async def test_rate_limited_claims_share_buckets_across_stores() -> None:

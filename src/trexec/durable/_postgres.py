@@ -211,13 +211,14 @@ class PostgresStore(ObserveMixin, SqlStore):
         *,
         retry: Retry = "always",
         read: bool = False,
+        pipeline: bool = True,
     ) -> T:
         if self._closed or not self._opened:
             raise StoreError(f"{self.url}: the store is {'closed' if self._closed else 'not open'}")
         if self._clock_origin is not None:
             fn = self._with_clock(fn)
         try:
-            return await self._db.run(fn, retry=retry, interruptible=read)
+            return await self._db.run(fn, retry=retry, interruptible=read, pipeline=pipeline)
         except (psycopg.IntegrityError, psycopg.DataError) as exc:  # spec §5.5.9
             raise StoreRejected(f"{self.url}: {type(exc).__name__}: {exc}") from exc
         except psycopg.Error as exc:
@@ -285,7 +286,9 @@ class PostgresStore(ObserveMixin, SqlStore):
     ) -> Claim:
         if not machines or limit <= 0:
             return Claim(())
-        return await self._run(claims.claim_op(machines, limit, lease, rate_limits))
+        # spec §8.1.2: a claim reads each result at once; no pipeline.
+        op = claims.claim_op(machines, limit, lease, rate_limits)
+        return await self._run(op, pipeline=bool(rate_limits))
 
     async def next_due(self, machines: Sequence[tuple[str, int]]) -> float | None:
         if not machines:
@@ -376,7 +379,9 @@ class PostgresStore(ObserveMixin, SqlStore):
             statuses = ops.complete(c, commits, self._notify) if commits else []
             return statuses, claim(c)
 
-        return await self._run(op, retry="always")
+        # spec §8.1.2, §8.8.5: the common batch is two statements, each read at once.
+        simple = ops.simple(commits) and not rate_limits
+        return await self._run(op, retry="always", pipeline=not simple)
 
     # --- signals (spec §5.6) -------------------------------------------------------------------
 

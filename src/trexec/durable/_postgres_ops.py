@@ -37,6 +37,7 @@ __all__ = [
     "CompleteBatch",
     "cancel",
     "complete",
+    "complete_simple",
     "deliver_signal",
     "insert_rows",
     "prune_batch",
@@ -63,17 +64,73 @@ def complete(
     ``unclaimed``: the committing engine claims nothing in this transaction (it
     is shutting down, or full), so ``next``/``retry`` commits notify too (§8.5.2).
     """
-    batch = CompleteBatch(c)
-    batch.lock(commits)
-    statuses = [batch.add(commit) for commit in commits]
-    batch.flush()
+    if simple(commits):
+        statuses, wakes = complete_simple(c, commits)
+    else:
+        batch = CompleteBatch(c)
+        batch.lock(commits)
+        statuses = [batch.add(commit) for commit in commits]
+        batch.flush()
+        wakes = batch.wakes
     progressed = unclaimed and any(
         commit.kind in ("next", "retry") and status == "applied"
         for commit, status in zip(commits, statuses, strict=True)
     )
-    if batch.wakes or progressed:
+    if wakes or progressed:
         notify(c)
     return statuses
+
+
+def complete_simple(c: Conn, commits: Sequence[Commit]) -> tuple[list[CommitStatus], bool]:
+    """The common batch (``simple``) in one statement (spec §8.8.5); returns the
+    statuses, as ``CompleteBatch.add`` gives them, and whether a parent woke."""
+    rows = [
+        (
+            x.lease.id, x.lease.token, x.kind, x.step, x.state, x.rate_limit, x.weight, None
+        ) if isinstance(x, NextCommit) else (
+            x.lease.id, x.lease.token, x.kind, None, None, None, None,
+            x.result if isinstance(x, DoneCommit) else x.error,  # type: ignore[union-attr]
+        )
+        for x in commits
+    ]  # fmt: skip
+    cursor = c.execute(sql.COMPLETE_SIMPLE, (json.dumps(rows, ensure_ascii=False),))
+    fenced = {row[0]: row[1:] for row in cursor.fetchall()}
+    statuses: list[CommitStatus] = []
+    finished: list[int] = []
+    parents: list[int] = []
+    for commit in commits:
+        status, token, parent_id = fenced.get(commit.lease.id, ("gone", 0, None))
+        if status == "cancelled":
+            statuses.append("cancelled")
+        elif status != "running" or token != commit.lease.token:
+            statuses.append("stale")  # spec §5.8.2: fenced (an unknown row too)
+        else:
+            statuses.append("applied")
+            if commit.kind != "next":
+                finished.append(commit.lease.id)
+                if parent_id is not None:
+                    parents.append(parent_id)
+    if finished:
+        # spec §5.6: a terminal outcome clears the inbox. A statement of its own,
+        # whose snapshot sees every signal committed before the row locks.
+        c.execute(sql.CLEAR_INBOXES, (finished,))
+    if not parents:
+        return statuses, False
+    # spec §5.7: the parents' barrier; parents locked in id order (§8.8.2).
+    c.execute(sql.LOCK_ROWS, (sorted(set(parents)),))
+    woke = c.execute(sql.PARENTS_CHILDREN_FINISHED, (parents,)).fetchall()
+    return statuses, any(s == "scheduled" for _, s in woke)
+
+
+def simple(commits: Sequence[Commit]) -> bool:
+    """True for a batch ``COMPLETE_SIMPLE`` applies: next/done/stop commits
+    without effects or consumed signals, each instance named once."""
+    for commit in commits:
+        if commit.effects is not None or commit.kind not in ("next", "done", "stop"):
+            return False
+        if isinstance(commit, NextCommit) and commit.consumed:
+            return False
+    return len({commit.lease.id for commit in commits}) == len(commits)
 
 
 class CompleteBatch:

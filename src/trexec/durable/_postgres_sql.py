@@ -211,6 +211,41 @@ FENCE = (
     " SELECT id, status, token, parent_id FROM trexec_instances"
     " WHERE id = ANY(%(ids)s) AND (SELECT count(*) FROM k) >= 0 ORDER BY id FOR UPDATE"
 )
+# spec §8.8.5: the common batch (only next/done/stop commits, no effects, no
+# consumed signals, each instance once) in ONE statement: FENCE's locks (key
+# locks in key order, then rows in id order) and the fenced updates of every
+# kind. The batch travels as one JSON array (a cheaper parameter than eight
+# arrays); trexec_now() is read once. Returns FENCE's rows: the caller derives
+# each commit's status from them as CompleteBatch.add does. The finished rows'
+# inboxes are cleared by a LATER statement (CLEAR_INBOXES): this one's snapshot
+# predates its row locks, so it would miss a signal committed while it waited.
+COMPLETE_SIMPLE = (
+    "WITH c AS MATERIALIZED (SELECT (e->>0)::bigint AS id, (e->>1)::bigint AS token,"
+    " e->>2 AS kind, e->>3 AS step, e->>4 AS state, e->>5 AS rate_limit,"
+    " (e->>6)::int AS weight, e->>7 AS out FROM jsonb_array_elements(%s::jsonb) AS e),"
+    f" t AS MATERIALIZED (SELECT {NOW} AS now),"
+    f" k AS (SELECT pg_advisory_xact_lock({_KEY_LOCK}) FROM (SELECT DISTINCT"
+    " concurrency_key AS k FROM trexec_instances WHERE id = ANY(ARRAY(SELECT id FROM c))"
+    " AND concurrency_key IS NOT NULL ORDER BY 1) s),"
+    " f AS (SELECT id, status, token, parent_id FROM trexec_instances"
+    " WHERE id = ANY(ARRAY(SELECT id FROM c)) AND (SELECT count(*) FROM k) >= 0"
+    " ORDER BY id FOR UPDATE),"
+    " u AS (UPDATE trexec_instances i SET"
+    " status = CASE c.kind WHEN 'next' THEN 'scheduled' WHEN 'done' THEN 'done'"
+    " ELSE 'stopped' END,"
+    " step = CASE WHEN c.kind = 'next' THEN c.step ELSE i.step END,"
+    " state = CASE WHEN c.kind = 'next' THEN c.state ELSE i.state END,"
+    " attempt = CASE WHEN c.kind = 'next' THEN 1 ELSE i.attempt END,"
+    " run_at = CASE WHEN c.kind = 'next' THEN t.now END, awaits = '{}',"
+    " rate_limit = CASE WHEN c.kind = 'next' THEN c.rate_limit END,"
+    " weight = CASE WHEN c.kind = 'next' THEN c.weight ELSE i.weight END,"
+    " result = CASE WHEN c.kind = 'done' THEN c.out ELSE i.result END,"
+    " error = CASE WHEN c.kind = 'stop' THEN c.out ELSE i.error END,"
+    " lease_expires_at = NULL, updated_at = t.now"
+    " FROM c, f, t WHERE f.id = c.id AND f.status = 'running' AND f.token = c.token"
+    " AND i.id = c.id RETURNING i.id)"
+    " SELECT id, status, token, parent_id FROM f"
+)
 # The trailing "i.id = ANY(ids)" lets the planner probe the primary key instead of
 # hash-joining the whole table (it cannot size an unnest() parameter).
 COMPLETE_NEXT = (
