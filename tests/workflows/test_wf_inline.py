@@ -280,3 +280,21 @@ async def test_events_of_an_inline_run_are_in_order(store, wf_events):
         (("step", "completed"), "c", 1),
         (("run", "completed"), None, None),
     ]
+
+
+async def test_runs_ending_in_one_batch_keep_their_final_tables(store):
+    """spec §5.11.5, §8.8.5: a run's end (Done with its final state) is batched
+    with the other plain commits; each run's final table is stored."""
+
+    async def one(ctx):
+        return ctx.input
+
+    wf = Workflow("many-ends", [Step("only", one)])
+    async with durable.open_engine(store, workers=0, workflows=[wf]) as producer:
+        ids = [await producer.start_workflow(wf, n) for n in range(20)]
+    async with durable.open_engine(store, workflows=[wf], workers=20, batch_size=64) as engine:
+        runs = [await engine.wait(run_id, timeout=10) for run_id in ids]
+    for n, run in enumerate(runs):
+        assert (run.status, run.result) == ("done", {"only": n})
+        info = workflows.describe_run(run)
+        assert (info["phase"], info["steps"][0]["status"]) == ("done", "done")

@@ -88,7 +88,9 @@ def complete_simple(c: Conn, commits: Sequence[Commit]) -> tuple[list[CommitStat
         (
             x.lease.id, x.lease.token, x.kind, x.step, x.state, x.rate_limit, x.weight, None
         ) if isinstance(x, NextCommit) else (
-            x.lease.id, x.lease.token, x.kind, None, None, None, None,
+            x.lease.id, x.lease.token, x.kind, None,
+            None if x.effects is None else x.effects.state,  # only_state: a final state
+            None, None,
             x.result if isinstance(x, DoneCommit) else x.error,  # type: ignore[union-attr]
         )
         for x in commits
@@ -124,9 +126,12 @@ def complete_simple(c: Conn, commits: Sequence[Commit]) -> tuple[list[CommitStat
 
 def simple(commits: Sequence[Commit]) -> bool:
     """True for a batch ``COMPLETE_SIMPLE`` applies: next/done/stop commits
-    without effects or consumed signals, each instance named once."""
+    without effects (a done's final state aside) or consumed signals, each
+    instance named once."""
     for commit in commits:
-        if commit.effects is not None or commit.kind not in ("next", "done", "stop"):
+        if commit.kind not in ("next", "done", "stop"):
+            return False
+        if commit.effects is not None and not (commit.kind == "done" and commit.effects.only_state):
             return False
         if isinstance(commit, NextCommit) and commit.consumed:
             return False

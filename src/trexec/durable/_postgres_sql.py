@@ -234,7 +234,7 @@ COMPLETE_SIMPLE = (
     " status = CASE c.kind WHEN 'next' THEN 'scheduled' WHEN 'done' THEN 'done'"
     " ELSE 'stopped' END,"
     " step = CASE WHEN c.kind = 'next' THEN c.step ELSE i.step END,"
-    " state = CASE WHEN c.kind = 'next' THEN c.state ELSE i.state END,"
+    " state = CASE WHEN c.kind = 'next' THEN c.state ELSE COALESCE(c.state, i.state) END,"
     " attempt = CASE WHEN c.kind = 'next' THEN 1 ELSE i.attempt END,"
     " run_at = CASE WHEN c.kind = 'next' THEN t.now END, awaits = '{}',"
     " rate_limit = CASE WHEN c.kind = 'next' THEN c.rate_limit END,"

@@ -192,6 +192,17 @@ class Effects:
     #: otherwise keeps the last committed state).
     state: str | None = None
 
+    @property
+    def only_state(self) -> bool:
+        """True when the commit writes nothing but its final ``state`` (a
+        workflow run's end, spec §6.6.5): the stores batch it with plain ones."""
+        return (
+            self.state is not None
+            and not self.signals
+            and not self.inserts
+            and self.fallback is None
+        )
+
 
 # --- commits: one class per outcome kind (spec §5.4) -------------------------------
 #

@@ -24,7 +24,6 @@ from ._records import (
     CommitStatus,
     Delivery,
     DoneCommit,
-    Effects,
     InstanceRecord,
     NewInstance,
     NextCommit,
@@ -210,7 +209,7 @@ def complete_many(
                 nexts.append(i)
             elif isinstance(commit, DoneCommit):
                 dones.append(i)
-        elif isinstance(commit, DoneCommit) and _only_final_state(commit.effects):
+        elif isinstance(commit, DoneCommit) and commit.effects.only_state:
             dones.append(i)  # a done with its final state (a workflow run's end, §6.6.5)
     if len(nexts) > 1:
         _next_many(c, commits, nexts, now, statuses)
@@ -282,15 +281,6 @@ def _done_many(
         for _, _, parent_id in rows:
             if parent_id is not None:
                 _child_finished(c, parent_id, now)
-
-
-def _only_final_state(effects: Effects) -> bool:
-    return (
-        effects.state is not None
-        and not effects.signals
-        and not effects.inserts
-        and effects.fallback is None
-    )
 
 
 def complete_one(c: sqlite3.Connection, commit: Commit, now: float) -> CommitStatus:
