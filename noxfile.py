@@ -88,7 +88,8 @@ def bench(session: nox.Session) -> None:
     """
     # Peer libraries and plotting are installed here only, never as trexec dependencies.
     peers = ["anyio", "dbos", "pgqueuer", "asyncpg", "procrastinate"]
-    session.install("-e", ".[all]", "matplotlib", *peers)
+    # bench_otel measures the instrumented engine with the SDK (a test dependency).
+    session.install("-e", ".[all]", "matplotlib", "opentelemetry-sdk>=1.20", *peers)
     results = ROOT / "bench" / "results"
     results.mkdir(exist_ok=True)
     failed = []
