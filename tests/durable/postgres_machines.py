@@ -50,16 +50,17 @@ async def _query(sql: str, id_: object) -> bool:
 
 
 @asynccontextmanager
-async def exclusive(ctx: durable.Context) -> AsyncIterator[None]:
+async def exclusive(ctx: durable.Context, seconds: float = 0.01) -> AsyncIterator[None]:
     """Run a step body, logging ``run <id> <step> <attempt>`` and ``overlap <id>``
-    if a step of the same instance runs elsewhere at the same time."""
+    if a step of the same instance runs elsewhere at the same time; the body
+    takes up to ``seconds``."""
     _log(f"run {ctx.id} {ctx.step} {ctx.attempt} {os.getpid()}")
     locked = await _query("SELECT pg_try_advisory_lock(7, %s)", ctx.id)
     if not locked or ctx.id in _running:
         _log(f"overlap {ctx.id} {ctx.step} {os.getpid()}")
     _running.add(ctx.id)
     try:
-        await trio.sleep(random.uniform(0.0, 0.01))
+        await trio.sleep(random.uniform(0.0, seconds))
         yield
     finally:
         _running.discard(ctx.id)
@@ -88,6 +89,12 @@ class Steps3(durable.Machine):
             return durable.Done({"log": trail.log})
 
 
+#: The chaos test pauses a worker every second: its steps last long enough
+#: (32 at once, ~25 ms each, ~8 s for its 10,000 steps) that every paused
+#: worker holds steps in flight whose outcomes then arrive stale.
+CHAOS_STEP_SECONDS = 0.05
+
+
 class ChaosChild(durable.Machine):
     """One step: Done."""
 
@@ -95,7 +102,7 @@ class ChaosChild(durable.Machine):
     State = Trail
 
     async def step(self, step: str, ctx: durable.Context) -> durable.Outcome:
-        async with exclusive(ctx):
+        async with exclusive(ctx, CHAOS_STEP_SECONDS):
             return durable.Done({"child": ctx.id})
 
 
@@ -110,7 +117,7 @@ class Chaos(durable.Machine):
     State = Trail
 
     async def step(self, step: str, ctx: durable.Context) -> durable.Outcome:
-        async with exclusive(ctx):
+        async with exclusive(ctx, CHAOS_STEP_SECONDS):
             trail = Trail([*ctx.state.log, step])
             if step == "start":
                 children = [durable.Child(ChaosChild, Trail()) for _ in range(2)]
