@@ -61,6 +61,9 @@ def blocking_saga(
             Step("third", third, after=["second"], compensate=undo("third")),
         ],
         execution=execution,
+        # The cancel is sent while "second" runs: each step commits on its own, so
+        # the run sees it before "third" (a commit window would chain "third").
+        commit_window=0,
     )
 
 

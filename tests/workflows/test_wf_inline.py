@@ -17,7 +17,9 @@ from trexec.workflows._run_machine import run_machine
 FAST = {"poll_interval": 0.02}
 
 
-def chain(log: list, *, fail: str | None = None, compensate: bool = False) -> Workflow:
+def chain(
+    log: list, *, fail: str | None = None, compensate: bool = False, commit_window: float = 0.01
+) -> Workflow:
     def step(name: str):
         async def fn(ctx):
             log.append((name, ctx.attempt, sorted(ctx.results)))
@@ -40,6 +42,7 @@ def chain(log: list, *, fail: str | None = None, compensate: bool = False) -> Wo
             Step("b", step("b"), after=["a"], compensate=undo("b") if compensate else None),
             Step("c", step("c"), after=["b"]),
         ],
+        commit_window=commit_window,
     )
 
 
@@ -55,7 +58,7 @@ def test_execution_is_checked():
 
 async def test_an_inline_run_starts_no_step_instance_and_commits_each_step(store):
     log: list = []
-    wf = chain(log)
+    wf = chain(log, commit_window=0)  # spec §6.6.6: 0 commits after every step
     commits: list = []
 
     def count(name, measurements, metadata):
@@ -200,6 +203,7 @@ async def test_cancel_run_during_an_inline_step_compensates_what_completed(store
             Step("second", second, after=["first"], compensate=undo),
             Step("third", third, after=["second"]),
         ],
+        commit_window=0,  # "first" is committed before "second" starts
     )
     async with durable.open_engine(store, workflows=[wf], **FAST) as engine:
         run_id = await engine.start_workflow(wf, None)
@@ -234,6 +238,7 @@ async def test_engine_cancel_stops_an_inline_run_at_once(store):
     wf = Workflow(
         "engine-cancel-inline",
         [Step("first", first, compensate=undo), Step("second", second, after=["first"])],
+        commit_window=0,  # "first" is committed before "second" starts
     )
     async with durable.open_engine(store, workflows=[wf], **FAST) as engine:
         run_id = await engine.start_workflow(wf, None)
@@ -254,7 +259,7 @@ async def test_a_crash_before_the_commit_reruns_the_inline_step(autojump_clock):
     """spec §6.3.3: at least once: the worker dies after the step ran, before its
     commit; the lease expires and the run's step runs it again."""
     log: list = []
-    wf = chain(log)
+    wf = chain(log, commit_window=0)
     async with testing.open_test_engine(workflows=[wf]) as engine:
         engine.faults.crash_after_step(run_machine(wf), "run")
         run = await engine.wait(await engine.start_workflow(wf, None))
@@ -298,3 +303,113 @@ async def test_runs_ending_in_one_batch_keep_their_final_tables(store):
         assert (run.status, run.result) == ("done", {"only": n})
         info = workflows.describe_run(run)
         assert (info["phase"], info["steps"][0]["status"]) == ("done", "done")
+
+
+def applied_commits(machine: str) -> tuple[list, object]:
+    """(step, kind) of every applied commit of ``machine``, and the detach call."""
+    commits: list = []
+
+    def count(name, measurements, metadata):
+        if metadata["machine"] == machine and metadata["commit"] == "applied":
+            commits.append((metadata["step"], metadata["kind"]))
+
+    return commits, telemetry.attach(count, prefix=("trexec", "durable", "step", "stop"))
+
+
+@pytest.mark.parametrize("window", [-1, -0.5, float("nan"), float("inf"), True, "1", None])
+def test_commit_window_is_checked(window):
+    async def noop(ctx):
+        return None
+
+    assert Workflow("w", [Step("a", noop)]).commit_window == 0.01
+    assert Workflow("w", [Step("a", noop)], commit_window=0).commit_window == 0
+    with pytest.raises(InvalidWorkflow, match=rf"commit_window={window!r}: expected a number"):
+        Workflow("w", [Step("a", noop)], commit_window=window)
+
+
+async def test_a_chain_within_the_commit_window_commits_once(store):
+    """spec §6.6.6: steps made ready within the window run before the commit."""
+    log: list = []
+    wf = chain(log, commit_window=60)  # no-op steps end far within a minute
+    commits, detach = applied_commits("workflow:chain")
+    try:
+        async with durable.open_engine(store, workflows=[wf], **FAST) as engine:
+            run = await engine.wait(await engine.start_workflow(wf, None), timeout=10)
+    finally:
+        detach()
+    assert (run.status, run.result) == ("done", {"a": "A", "b": "B", "c": "C"})
+    assert log == [("a", 1, []), ("b", 1, ["a"]), ("c", 1, ["a", "b"])]
+    assert commits == [("start", "done")]  # three steps, one engine step
+
+
+async def test_a_step_outlasting_the_window_ends_the_engine_step(autojump_clock):
+    """spec §6.6.6: a group that ends after the window commits before its
+    successors start; the quick ones after it share the next commit."""
+
+    async def slow(ctx):
+        await trio.sleep(1)
+        return "slow"
+
+    async def quick(ctx):
+        return ctx.step
+
+    wf = Workflow(
+        "slow-first",
+        [Step("a", slow), Step("b", quick, after=["a"]), Step("c", quick, after=["b"])],
+        commit_window=0.5,
+    )
+    commits, detach = applied_commits("workflow:slow-first")
+    try:
+        async with testing.open_test_engine(workflows=[wf]) as engine:
+            run = await engine.wait(await engine.start_workflow(wf, None))
+    finally:
+        detach()
+    assert run.result == {"a": "slow", "b": "b", "c": "c"}
+    assert commits == [("start", "next"), ("run", "done")]
+
+
+@pytest.mark.parametrize("shape", ["chain", "branches"])
+async def test_the_saver_stores_finished_steps_while_a_long_one_runs(autojump_clock, shape):
+    """spec §6.6.6: a quick step's outcome is saved within the window while a long
+    step of the same engine step runs; a crash then re-runs only the long one."""
+    log: list = []
+    in_slow = trio.Event()
+
+    async def quick(ctx):
+        log.append(ctx.step)
+        return ctx.step
+
+    async def slow(ctx):
+        log.append(ctx.step)
+        in_slow.set()
+        await trio.sleep(10)
+        return ctx.step
+
+    after = ["quick"] if shape == "chain" else []
+    wf = Workflow(
+        f"saved-{shape}", [Step("quick", quick), Step("slow", slow, after=after)], commit_window=0.5
+    )
+    async with testing.open_test_engine(workflows=[wf], lease=30) as engine:
+        engine.faults.crash_after_step(run_machine(wf), "start")
+        run_id = await engine.start_workflow(wf, None)
+        await in_slow.wait()
+        await trio.sleep(1)  # past the window: the saver has stored "quick"
+        table = {
+            r["step"]: r["status"]
+            for r in workflows.describe_run(await engine.get(run_id))["steps"]
+        }
+        assert table == {"quick": "done", "slow": "pending"}
+        run = await engine.wait(run_id)
+    assert (run.status, run.result) == ("done", {"quick": "quick", "slow": "slow"})
+    assert log == ["quick", "slow", "slow"]  # the crash re-ran "slow" only
+
+
+async def test_a_window_of_zero_runs_no_saver(autojump_clock):
+    async def noop(ctx):
+        return None
+
+    wf = Workflow("no-window", [Step("a", noop)], commit_window=0)
+    async with testing.open_test_engine(workflows=[wf]) as engine:
+        assert wf.engine_tasks(engine) == ()
+        run = await engine.wait(await engine.start_workflow(wf, None))
+    assert run.status == "done"

@@ -36,7 +36,7 @@ from ._insert import (
 from ._ledger import Ledger
 from ._machine import Codec, Instance, Machine
 from ._ratelimit import RateLimit
-from ._records import STATUSES, TERMINAL, NewInstance
+from ._records import STATUSES, TERMINAL, Lease, NewInstance
 from ._schedule_api import ScheduleControl
 from ._scheduler import Scheduler
 from ._serve import EngineConfig, serve
@@ -144,6 +144,17 @@ class Engine(ScheduleControl):
             return self._codec.dumps(state, state_cls)
         except (TypeError, ValueError) as exc:
             _validate.fail("state", state, f"a state {machine.__name__} can store as JSON ({exc})")
+
+    async def _save_state(self, machine: str, version: int, lease: Lease, state: Any) -> bool:
+        # spec §5.5.12: ctx.save, a fenced write of the state of a held instance.
+        state_cls = self._registry.state_class(machine, version)
+        try:
+            text = self._codec.dumps(state, state_cls)
+        except (TypeError, ValueError) as exc:
+            _validate.fail("state", state, f"a state {machine} can store as JSON ({exc})")
+        if not _validate.storable_text(text):
+            _validate.fail("state", state, "a state without NUL or lone surrogates")
+        return await self.store.save_state(lease, text)
 
     def _new(self, spec: InsertSpec) -> NewInstance:
         self._registry.add(spec.machine)

@@ -16,6 +16,7 @@ import cattrs
 
 from .. import _validate
 from ._outcomes import Outcome, Stop
+from ._records import Lease
 
 if TYPE_CHECKING:
     from ._engine_api import Engine
@@ -137,6 +138,23 @@ class Context:
     key: str | None = None
     parent_id: int | None = None
     engine: Engine | None = attrs.field(default=None, repr=False, eq=False)
+    _lease: Lease | None = attrs.field(default=None, repr=False, eq=False)
+
+    async def save(self, state: Any) -> bool:
+        """Store ``state`` as the instance's state now, while the step goes on (a
+        checkpoint, spec §5.5.12). If the step's outcome is never committed (a
+        crash, a lost lease), the step runs again from ``state``; its outcome, once
+        committed, replaces it. Durable when it returns True; returns False, storing
+        nothing, when the lease is lost (the step's outcome will be discarded).
+
+        Raises :class:`~trexec.InvalidArgument` for a state the machine cannot
+        store, and :class:`~trexec.durable.DurableError` outside a running step.
+        """
+        if self.engine is None or self._lease is None:
+            from ._exceptions import DurableError
+
+            raise DurableError("ctx.save: expected the context of a running step")
+        return await self.engine._save_state(self.machine, self.version, self._lease, state)
 
 
 def _converts_itself(cls: Any) -> bool:

@@ -317,6 +317,14 @@ class PostgresStore(ObserveMixin, SqlStore):
 
         return await self._run(op)
 
+    async def save_state(self, lease: Lease, state: str) -> bool:
+        params = (state, lease.id, lease.token)
+
+        def op(c: Conn) -> bool:
+            return c.execute(sql.SAVE_STATE, params).fetchone() is not None
+
+        return await self._run(op)
+
     async def release(self, releases: Sequence[Release]) -> None:
         if not releases:
             return

@@ -181,6 +181,11 @@ HEARTBEAT = (
     f" FROM {_LEASES} WHERE i.id = l.id AND i.token = l.token AND i.status = 'running'"
     f" AND i.id IN {_LOCKED_IN_ORDER.format('%(ids)s')} RETURNING i.id"
 )
+# spec §5.5.12: ctx.save, fenced like a commit.
+SAVE_STATE = (
+    f"UPDATE trexec_instances SET state = %s, updated_at = {NOW}"
+    " WHERE id = %s AND token = %s AND status = 'running' RETURNING id"
+)
 RELEASE = (
     f"UPDATE trexec_instances i SET status = 'scheduled', run_at = {NOW},"
     " lease_expires_at = NULL, attempt = attempt + r.bump, updated_at = " + NOW + ""

@@ -226,6 +226,14 @@ class SqliteStore(ObserveMixin, SqlStore):
 
         return await self._run(op)
 
+    async def save_state(self, lease: Lease, state: str) -> bool:
+        def op(c: sqlite3.Connection) -> bool:
+            with ops.write(c):
+                params = (state, self._clock(), lease.id, lease.token)
+                return c.execute(sql.SAVE_STATE, params).rowcount == 1
+
+        return await self._run(op)
+
     async def release(self, releases: Sequence[Release]) -> None:
         if not releases:
             return

@@ -211,6 +211,11 @@ NEXT_DUE = (  # spec §11.2: rows blocked by their key are not due: no spinning 
 HEARTBEAT = (
     "UPDATE instances SET lease_expires_at = ? WHERE id = ? AND token = ? AND status = 'running'"
 )
+# spec §5.5.12: ctx.save, fenced like a commit.
+SAVE_STATE = (
+    "UPDATE instances SET state = ?, updated_at = ?"
+    " WHERE id = ? AND token = ? AND status = 'running'"
+)
 RELEASE = (
     "UPDATE instances SET status = 'scheduled', run_at = ?, lease_expires_at = NULL,"
     " attempt = attempt + ?, updated_at = ?"

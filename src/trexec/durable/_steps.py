@@ -199,7 +199,7 @@ class StepRunner:
         # Positional, in Context's field order: this runs for every step.
         ctx = Context(
             job.id, job.machine, job.version, job.step, job.attempt, state, awaited, signals,
-            children, job.key, job.parent_id, self.engine,
+            children, job.key, job.parent_id, self.engine, job.lease,
         )  # fmt: skip
         return ctx, error
 

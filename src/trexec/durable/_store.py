@@ -128,6 +128,12 @@ class Store(abc.ABC):
         ``now + lease``, in one transaction; return the ids whose lease was lost."""
 
     @abc.abstractmethod
+    async def save_state(self, lease: Lease, state: str) -> bool:
+        """Store ``state`` as the state of the instance ``lease`` holds (row
+        ``running`` with that token), leaving its step, status and lease as they
+        are; False, changing nothing, if the lease was lost (spec §5.5.12)."""
+
+    @abc.abstractmethod
     async def complete(self, commits: Sequence[Commit]) -> list[CommitStatus]:
         """Apply step outcomes in ONE transaction; return one status per commit.
 

@@ -68,8 +68,10 @@ class Faults:
 
     def lose_lease(self, machine: type[Machine], step: str, *, times: int = 1) -> None:
         """While the next ``times`` runs of ``step`` of ``machine`` run, another
-        worker reclaims the instance (``attempt + 1``): the first worker's outcome
-        is rejected by the store's fencing (spec §5.4) and the step runs again."""
+        worker reclaims the instance (``attempt + 1``), at the step's first
+        ``ctx.save`` or else at its commit: the save returns False, the first
+        worker's outcome is rejected by the store's fencing (spec §5.4) and the
+        step runs again."""
         self._arm(_LOSE, self._where(machine, step), times)
 
     def fail_commits(self, *, times: int = 1) -> None:
@@ -184,6 +186,12 @@ class FaultyStore(Store):
 
     async def heartbeat(self, leases: Sequence[Lease], lease: float) -> set[int]:
         return await self.inner.heartbeat(leases, lease)
+
+    async def save_state(self, lease: Lease, state: str) -> bool:
+        where = self._where.get(lease)
+        if where is not None and self._faults._take(_LOSE, where):
+            await self.inner.release([Release(lease, attempted=True)])  # reclaimed meanwhile
+        return await self.inner.save_state(lease, state)
 
     async def release(self, releases: Sequence[Release]) -> None:
         for r in releases:

@@ -134,20 +134,29 @@ class Workflow:
     ``execution`` says where first attempts run (spec §6.6): ``"inline"`` (the
     default) in the run's own instance, the steps that became ready together
     running at the same time in the worker that holds the run, each one's result
-    committed with the run's step table before a successor starts; or
-    ``"instances"``: one step instance per step, claimed by any worker of any
-    process (spread a fan-out of heavy steps over many machines). Retries and
-    compensations always run in step instances.
+    committed with the run's step table before a successor starts (but see
+    ``commit_window``); or ``"instances"``: one step instance per step, claimed
+    by any worker of any process (spread a fan-out of heavy steps over many
+    machines). Retries and compensations always run in step instances.
+
+    ``commit_window`` (seconds, default 0.01; inline runs only, spec §6.6.6): when
+    the steps of an inline run finish within that long of its engine step's
+    start, the steps they made ready run in the same engine step, before the
+    commit: a chain of quick steps costs one commit, not one per step. A crash
+    re-runs what that commit would have saved (at least once, as always), so the
+    window bounds the work a crash can repeat. ``0`` commits after every group.
 
     Raises :class:`InvalidWorkflow` for a bad name, no steps, duplicate step names,
-    an ``after`` naming an unknown step, a cycle (naming the steps in it), or an
-    ``execution`` that is not one of the two.
+    an ``after`` naming an unknown step, a cycle (naming the steps in it), an
+    ``execution`` that is not one of the two, or a ``commit_window`` that is not
+    a finite number of seconds >= 0.
     """
 
     name: str
     steps: Sequence[Step]
     version: int = 1
     execution: Literal["inline", "instances"] = attrs.field(default="inline", kw_only=True)
+    commit_window: float = attrs.field(default=0.01, kw_only=True)
     _by_name: dict[str, Step] = attrs.field(init=False, repr=False)
     _order: tuple[str, ...] = attrs.field(init=False, repr=False)
     _after: tuple[tuple[str, tuple[str, ...]], ...] = attrs.field(init=False, repr=False)
@@ -187,6 +196,14 @@ class Workflow:
             _fail(f"Workflow({self.name!r}).version", self.version, "an int >= 1")
         if self.execution not in EXECUTIONS:  # spec §6.6
             _fail(f"Workflow({self.name!r}).execution", self.execution, "'inline' or 'instances'")
+        window = self.commit_window
+        if (
+            isinstance(window, bool)
+            or not isinstance(window, int | float)
+            or not math.isfinite(window)
+            or window < 0
+        ):  # spec §6.6.6
+            _fail(f"Workflow({self.name!r}).commit_window", window, "a number of seconds >= 0")
         object.__setattr__(self, "steps", steps)
         object.__setattr__(self, "_by_name", by_name)
         order = _topological_order(self.name, steps)
@@ -213,9 +230,13 @@ class Workflow:
 
         return machines_for([self])
 
-    def engine_tasks(self, engine: Engine) -> tuple[()]:
-        """A workflow runs no background task of its own in the engine."""
-        return ()
+    def engine_tasks(self, engine: Engine) -> tuple[Callable[[], Awaitable[object]], ...]:
+        """The engine's saver of inline outcomes (spec §6.6.6), one per engine."""
+        if self.execution != "inline" or self.commit_window == 0:
+            return ()
+        from ._saver import saver_tasks
+
+        return saver_tasks(engine)
 
     def explain_instance(self, instance: Any) -> str | None:
         """``Engine.explain``'s hook (spec §5.16): what a run of this workflow

@@ -21,6 +21,7 @@ from ..durable import Context, InsertSpec
 from ._attempt import Attempted, call_step
 from ._definition import StepContext, Workflow
 from ._dispatch import step_key
+from ._saver import Unsaved, saver_of
 from ._state import RunState, StepReport, apply_report, mark_dispatched, ready_steps
 from ._step_machine import new_task, step_machine
 
@@ -34,13 +35,18 @@ async def run_inline(
     """Run the first attempt of each of ``steps`` (ready, pending) at the same time,
     folding each outcome into ``state`` as it comes. While some of them still run,
     a step that becomes ready starts at once (spec §6.6.1: no waves); once none
-    runs, the call returns, and the run commits. Returns the step instances to
+    runs, the steps made ready run too while within the workflow's commit window
+    of the call's start (spec §6.6.6); then the call returns, and the run
+    commits. Returns the step instances to
     dispatch in that commit: one per step that failed with retries left, due
     after its backoff, while the run is still running (a failing run skips it, as
     the instance would, spec §6.8.1)."""
     retries: list[tuple[str, Attempted]] = []
     started = set(steps)
     running = 0
+    window = wf.commit_window
+    saver = saver_of(ctx.engine) if window > 0 else None
+    unsaved = Unsaved(ctx, state)
 
     async def one(name: str, nursery: trio.Nursery | None) -> None:
         nonlocal running
@@ -63,19 +69,43 @@ async def run_inline(
             data = {"delay": outcome.delay, "error": outcome.error}
             await emit("step_retrying", name, 1, data)
         if nursery is not None and running > 0:
+            if saver is not None:
+                saver.hold(unsaved, window)  # others still run: store it meanwhile
+            if unsaved.lost:
+                return
             for successor in ready_steps(wf, state):
                 if successor not in started:
                     started.add(successor)
                     running += 1
                     nursery.start_soon(one, successor, nursery)
 
-    running = len(steps)
-    if running == 1:
-        await one(steps[0], None)  # the common case: no nursery
-    else:
-        async with trio.open_nursery() as nursery:
-            for name in steps:
-                nursery.start_soon(one, name, nursery)
+    async def group(names: Sequence[str]) -> None:
+        # Until none of them (and none of the successors they start) runs.
+        nonlocal running
+        running = len(names)
+        if running == 1:
+            await one(names[0], None)  # the common case: no nursery
+        else:
+            async with trio.open_nursery() as nursery:
+                for name in names:
+                    nursery.start_soon(one, name, nursery)
+
+    began = trio.current_time()
+    try:
+        while steps:
+            started.update(steps)
+            await group(steps)
+            # spec §6.6.6: the steps made ready within the commit window run before
+            # the commit; the saver stores what they follow if they outlast it.
+            if saver is None or retries or unsaved.lost:
+                break
+            if trio.current_time() - began >= window:
+                break
+            steps = [name for name in ready_steps(wf, state) if name not in started]
+            if steps:
+                saver.hold(unsaved, window)
+    finally:
+        unsaved.active = False
     specs = []
     for name, outcome in retries:
         if state.phase != "running":
