@@ -216,11 +216,19 @@ async def test_cancel_run_during_an_inline_step_compensates_what_completed(store
     assert log == ["undo second", "undo first"]  # spec §6.11.1: newest first, no third
 
 
-async def test_engine_cancel_stops_an_inline_run_at_once(store):
-    """spec §6.11.2: nothing is left to notice an inline run cancelled by
-    engine.cancel: it stops; what it completed is not compensated (cancel_run is
-    the cancel that compensates)."""
-    log: list = []
+async def wait_for_key(engine, key: str):
+    """The instance ``key`` names once it exists, waited until it ends."""
+    with trio.fail_after(10):
+        while True:
+            try:
+                return await engine.wait(key, timeout=10)
+            except durable.NoTarget:
+                await trio.sleep(0.01)  # not inserted yet
+
+
+def cancelled_mid_step(log: list, window: float, *, outlast: float = 0) -> tuple:
+    """first -> second (blocks until the gate opens, then ``outlast`` seconds)
+    -> third; first and second compensate. Returns (wf, entered, gate)."""
     gate, entered = trio.Event(), trio.Event()
 
     async def first(ctx):
@@ -230,29 +238,98 @@ async def test_engine_cancel_stops_an_inline_run_at_once(store):
         entered.set()
         with trio.fail_after(5):
             await gate.wait()
+        await trio.sleep(outlast)
         log.append("second ended")
 
+    async def third(ctx):
+        log.append("third ran")
+
     async def undo(ctx):
-        log.append("undo")
+        log.append(f"undo {ctx.step}")
 
     wf = Workflow(
         "engine-cancel-inline",
-        [Step("first", first, compensate=undo), Step("second", second, after=["first"])],
-        commit_window=0,  # "first" is committed before "second" starts
+        [
+            Step("first", first, compensate=undo),
+            Step("second", second, after=["first"], compensate=undo),
+            Step("third", third, after=["second"]),
+        ],
+        commit_window=window,
+    )
+    return wf, entered, gate
+
+
+async def cancel_mid_step(engine, wf, entered, gate) -> tuple:
+    run_id = await engine.start_workflow(wf, None)
+    with trio.fail_after(5):
+        await entered.wait()
+    await engine.cancel(run_id)
+    gate.set()
+    run = await engine.wait(run_id, timeout=10)
+    compensator = await wait_for_key(engine, f"{run.state.run_key}/cancelled/compensator")
+    return run, compensator
+
+
+async def test_engine_cancel_of_an_inline_run_compensates_what_completed(store):
+    """spec §6.11.2, §5.4.11: the run's step outcome is discarded when it returns;
+    its machine's cancelled hook gives it a compensator, which compensates the
+    steps of the table that engine step reached, newest first."""
+    log: list = []
+    wf, entered, gate = cancelled_mid_step(log, 0)
+    async with durable.open_engine(store, workflows=[wf], **FAST) as engine:
+        run, compensator = await cancel_mid_step(engine, wf, entered, gate)
+    assert run.status == "cancelled"
+    assert compensator.status == "done" and compensator.result["cancelled_run"] == run.id
+    assert log == ["second ended", "undo second", "undo first"]  # no "third"
+
+
+async def test_engine_cancel_compensates_the_uncommitted_steps_of_a_window(store, autojump_clock):
+    """spec §6.6.6, §5.4.11: first ends, second starts in the same engine step (no
+    commit between them); the hook sees the discarded outcome's table, so first
+    is compensated too. second outlasts the window: third is not started."""
+    log: list = []
+    wf, entered, gate = cancelled_mid_step(log, 0.5, outlast=1)
+    async with durable.open_engine(store, workflows=[wf], **FAST) as engine:
+        run, compensator = await cancel_mid_step(engine, wf, entered, gate)
+    assert (run.status, compensator.status) == ("cancelled", "done")
+    assert log == ["second ended", "undo second", "undo first"]
+
+
+async def test_engine_cancel_of_a_parked_inline_run_compensates_its_inline_steps(
+    store, autojump_clock
+):
+    """spec §6.11.2: a run parked on a retry's step instance: engine.cancel calls
+    the hook itself; the compensator waits for the retry instance, which starts
+    nothing, then compensates the step that completed inline (no instance)."""
+    log: list = []
+
+    async def charge(ctx):
+        log.append("charge")
+
+    async def ship(ctx):
+        log.append(f"ship {ctx.attempt}")
+        raise RuntimeError("carrier down")
+
+    async def refund(ctx):
+        log.append("refund")
+
+    wf = Workflow(
+        "parked-cancel",
+        [
+            Step("charge", charge, compensate=refund),
+            Step("ship", ship, after=["charge"], retries=1, backoff=Backoff(initial=60, max=60)),
+        ],
     )
     async with durable.open_engine(store, workflows=[wf], **FAST) as engine:
         run_id = await engine.start_workflow(wf, None)
-        with trio.fail_after(5):
-            await entered.wait()
-        await engine.cancel(run_id)
-        gate.set()
-        run = await engine.wait(run_id, timeout=10)
-        await trio.sleep(0.1)
-        instances = await engine.list()
-    assert run.status == "cancelled"
-    assert workflows.describe_run(run)["steps"][0]["status"] == "done"  # "first" committed
-    assert "undo" not in log
-    assert [i.id for i in instances] == [run_id]
+        with trio.fail_after(30):
+            while (await engine.get(run_id)).status != "awaiting":
+                await trio.sleep(0.01)
+        await engine.cancel(run_id)  # the hook inserted the compensator before this returned
+        run = await engine.get(run_id)
+        compensator = await engine.wait(f"{run.state.run_key}/cancelled/compensator", timeout=600)
+    assert compensator.status == "done"
+    assert log == ["charge", "ship 1", "refund"]  # the retry never ran
 
 
 async def test_a_crash_before_the_commit_reruns_the_inline_step(autojump_clock):

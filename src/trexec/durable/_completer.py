@@ -155,6 +155,9 @@ class Completer(Service):
         elif status == "cancelled":
             ledger.cancelled.discard(job.id)
             telemetry.execute(("trexec", "durable", "outcome", "cancelled"), {"count": 1}, meta)
+            if (job.machine, job.version) in self._runner.hooked:
+                # spec §5.4.11: this engine ran the step the cancel discarded.
+                self._spawn(self._runner.cancelled, job.id, commit)
         elif finished:
             ledger.finished(job.id)
 

@@ -346,12 +346,13 @@ class Engine(ScheduleControl):
         the cancellation takes effect when the step returns: its outcome is
         discarded (spec §5.4.8); a claim another engine already holds may still
         start the step, whose outcome is discarded the same way. Children are
-        not cancelled. Raises :class:`NoTarget` if it is unknown or already
-        finished."""
+        not cancelled. The machine's ``cancelled`` hook is called (spec
+        §5.4.11): here, before this returns, when no step of the instance was
+        running. Raises :class:`NoTarget` if it is unknown or already finished."""
         self._check_open()
         target = check_target(id_or_key)
         # The id comes from the cancel itself: a key may be reused at once.
-        id_, _ = await self.store.cancel(target)
+        id_, previous = await self.store.cancel(target)
         ledger = self._ledger
         if ledger.holds(id_):
             # Claimed here and not committed yet: drop its queued job, discard the
@@ -359,6 +360,9 @@ class Engine(ScheduleControl):
             ledger.cancelled.add(id_)
         ledger.finished(id_)
         ledger.wake.set()
+        if previous != "running" and self._runner.hooked:
+            # spec §5.4.11: no step of it ran, so no engine will notice: tell it.
+            await self._runner.cancelled(id_)
 
     async def prune(
         self,

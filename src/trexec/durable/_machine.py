@@ -60,6 +60,20 @@ class Machine:
         with that error (spec §5.4.7)."""
         return Stop(error)
 
+    async def cancelled(self, instance: Instance, engine: Engine) -> None:
+        """Called after an instance of this machine is cancelled (spec §5.4.11):
+        by the engine whose step of it was running (once the step returns and its
+        outcome is discarded), or, when no step of it ran, by the engine whose
+        ``cancel`` did it. ``instance`` is the cancelled instance; its ``state`` is
+        the state its last step reached (the discarded outcome's, if it had one).
+
+        Best effort, for clean-up that tolerates being skipped or repeated: it is
+        not called when that engine's process dies first, nor for a cancel made
+        where this machine does not run (the dashboard, ``trexec cancel``) of an
+        instance no step of which was running. An exception is logged. The
+        default does nothing."""
+        return None
+
 
 def check_machine(name: str, value: object) -> type[Machine]:
     """A Machine subclass with a valid ``name`` and ``version`` (spec §5.1.3)."""

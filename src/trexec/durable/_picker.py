@@ -118,6 +118,8 @@ class Workers(Service):
                 ledger.cancelled.discard(job.id)
                 del held[job.lease]
                 ledger.capacity.set()
+                if (job.machine, job.version) in self._runner.hooked:
+                    await self._runner.cancelled(job.id)  # spec §5.4.11: no step ran
                 continue
             held[job.lease] = True
             started = time.perf_counter()

@@ -8,6 +8,7 @@ Nothing here touches the store: the engine commits the returned ``Commit``.
 from __future__ import annotations
 
 import enum
+import functools
 import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, assert_never
@@ -168,6 +169,31 @@ class StepRunner:
         self.registry = engine._registry
         self.machines = machines
         self.rate_limit_names = rate_limit_names
+
+    @functools.cached_property
+    def hooked(self) -> frozenset[tuple[str, int]]:
+        """The machines that implement ``Machine.cancelled`` (spec §5.4.11)."""
+        return frozenset(
+            key for key, m in self.machines.items() if type(m).cancelled is not Machine.cancelled
+        )
+
+    async def cancelled(self, id_: int, discarded: Commit | None = None) -> None:
+        """Call the ``cancelled`` hook of the cancelled instance ``id_``'s machine,
+        if this engine runs it and it has one (spec §5.4.11); ``discarded``: the
+        outcome the cancel discarded, whose state is the one the step reached."""
+        try:
+            record = await self.engine.store.get(id_)
+            key = None if record is None else (record.machine, record.version)
+            if record is None or key not in self.hooked:
+                return
+            instance = to_instance(self.codec, self.registry, record)
+            text = _state_text(discarded)
+            if text is not None:
+                state = self.codec.loads(text, self.registry.state_class(*key))
+                instance = attrs.evolve(instance, state=state)
+            await self.machines[key].cancelled(instance, self.engine)
+        except Exception as exc:  # spec §5.4.11: logged, never fatal
+            logger.warning("cancelled hook of instance %s failed: %r", id_, exc, exc_info=exc)
 
     def context(
         self, job: Job, state_cls: type[Any] | Missing | None = MISSING
@@ -367,3 +393,12 @@ class StepRunner:
                 {"key": rate_limit, "name": name, "id": job.id, "machine": job.machine,
                  "step": job.step},
             )  # fmt: skip
+
+
+def _state_text(commit: Commit | None) -> str | None:
+    # The state a discarded outcome carried (spec §5.4.11).
+    if commit is None:
+        return None
+    if isinstance(commit, DoneCommit | StopCommit):
+        return None if commit.effects is None else commit.effects.state
+    return commit.state

@@ -32,6 +32,7 @@ from ..durable import (
     Context,
     Done,
     InsertSpec,
+    Instance,
     Machine,
     Next,
     Outcome,
@@ -57,7 +58,13 @@ from ._state import (
     request_cancel,
     start_compensation,
 )
-from ._step_machine import RUN_STARTED, infra_retry, new_compensation, step_machine
+from ._step_machine import (
+    RUN_STARTED,
+    compensate_cancelled_run,
+    infra_retry,
+    new_compensation,
+    step_machine,
+)
 from ._watchdog import lost_reports, watch_delay
 
 logger = logging.getLogger("trexec.workflows")
@@ -115,6 +122,17 @@ class _RunMachine(Machine):
             await self._compensated(state, ctx)
             return await self._advance(state, ctx, consumed=False)
         return Stop(f"step={step!r}: expected a step of the run machine ({', '.join(STEPS)})")
+
+    async def cancelled(self, instance: Instance, engine: Any) -> None:
+        """spec §6.11.2: a run cancelled by ``engine.cancel`` gets its compensator
+        when it has something to compensate: the steps of its table (the table
+        its last engine step reached, inline steps included) and its step
+        instances. A cancelled compensator compensates nothing more."""
+        state = instance.state
+        if not isinstance(state, RunState) or state.cancelled_run is not None:
+            return
+        if any(rec.status != "pending" for rec in state.steps.values()):
+            await compensate_cancelled_run(engine, self.workflow, instance)
 
     async def handle(self, error: Exception, ctx: Context) -> Outcome:
         # The run never runs user code: what gets here is an infrastructure error

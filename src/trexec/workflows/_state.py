@@ -359,17 +359,22 @@ def end(state: RunState) -> Literal["failed", "cancelled"]:
 
 
 def adopt(state: RunState, completed: list[tuple[str, Any]], compensated: set[str]) -> None:
-    """Rebuild the step table of a run cancelled with ``engine.cancel`` from what its
-    step instances say (spec §6.11): ``completed`` (name, result), oldest first,
-    and the steps whose compensation already ran. The run then compensates."""
+    """Rebuild the step table of a run cancelled with ``engine.cancel`` from its last
+    table and what its step instances say (spec §6.11): ``completed`` (name,
+    result), oldest first, and the steps whose compensation already ran. The run
+    then compensates."""
     for rec in state.steps.values():
         if rec.status == "running":
             rec.status = "skipped"
-    state.completed = []
+    # The steps the run's table already holds done come first (an inline step
+    # has no instance, spec §6.6.2), then those whose instance completed since.
+    order = [name for name in state.completed if state.steps[name].status == "done"]
     for name, result in completed:
         rec = state.steps[name]
         rec.status, rec.result = "done", result
-        state.completed.append(name)
+        if name not in order:
+            order.append(name)
+    state.completed = order
     for name in compensated:
         state.steps[name].compensation = "done"
     state.failure = StepFailure(None, "Cancelled", "the run was cancelled")
