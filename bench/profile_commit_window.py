@@ -14,43 +14,15 @@ import argparse
 import tempfile
 import time
 
+import attrs
 import trio
+from bench_workflows import FAN, LINEAR, ThreeSteps
 
 from trexec import durable, telemetry, workflows
 
 
-class ThreeSteps(durable.Machine):
-    name = "profile_machine"
-
-    async def step(self, step: str, ctx: durable.Context) -> durable.Outcome:
-        if step == "a":
-            return durable.Next("b", None)
-        if step == "b":
-            return durable.Next("c", None)
-        return durable.Done(None)
-
-
-async def _noop(ctx: workflows.StepContext) -> None:
-    return None
-
-
-def linear(window: float) -> workflows.Workflow:
-    steps = [
-        workflows.Step("a", _noop),
-        workflows.Step("b", _noop, after=["a"]),
-        workflows.Step("c", _noop, after=["b"]),
-    ]
-    return workflows.Workflow("profile_linear", steps, commit_window=window)
-
-
-def fan_out(window: float) -> workflows.Workflow:
-    branches = [f"p{i}" for i in range(8)]
-    steps = [
-        workflows.Step("first", _noop),
-        *[workflows.Step(name, _noop, after=["first"]) for name in branches],
-        workflows.Step("last", _noop, after=branches),
-    ]
-    return workflows.Workflow("profile_fan_out", steps, commit_window=window)
+def with_window(wf: workflows.Workflow, window: float) -> workflows.Workflow:
+    return attrs.evolve(wf, commit_window=window)
 
 
 async def measure(label: str, wf: workflows.Workflow | None, runs: int) -> None:
@@ -92,9 +64,9 @@ async def main(runs: int) -> None:
     print("|---|---:|---:|---:|---:|")
     await measure("three-step machine", None, runs)
     for window in (0.0, 0.01):
-        await measure(f"linear, commit_window={window}", linear(window), runs)
+        await measure(f"linear, commit_window={window}", with_window(LINEAR, window), runs)
     for window in (0.0, 0.01):
-        await measure(f"fan-out, commit_window={window}", fan_out(window), runs // 4)
+        await measure(f"fan-out, commit_window={window}", with_window(FAN, window), runs // 4)
 
 
 if __name__ == "__main__":

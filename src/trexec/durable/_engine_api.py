@@ -147,11 +147,7 @@ class Engine(ScheduleControl):
 
     async def _save_state(self, machine: str, version: int, lease: Lease, state: Any) -> bool:
         # spec §5.5.12: ctx.save, a fenced write of the state of a held instance.
-        state_cls = self._registry.state_class(machine, version)
-        try:
-            text = self._codec.dumps(state, state_cls)
-        except (TypeError, ValueError) as exc:
-            _validate.fail("state", state, f"a state {machine} can store as JSON ({exc})")
+        text = self._encode_state(self._registry.classes[(machine, version)], state)
         if not _validate.storable_text(text):
             _validate.fail("state", state, "a state without NUL or lone surrogates")
         return await self.store.save_state(lease, text)

@@ -15,11 +15,12 @@ import attrs
 import cattrs
 
 from .. import _validate
+from ._exceptions import DurableError
 from ._outcomes import Outcome, Stop
-from ._records import Lease
 
 if TYPE_CHECKING:
     from ._engine_api import Engine
+    from ._records import Lease
 
 __all__ = ["Context", "Instance", "Machine", "Signal"]
 
@@ -165,8 +166,6 @@ class Context:
         store, and :class:`~trexec.durable.DurableError` outside a running step.
         """
         if self.engine is None or self._lease is None:
-            from ._exceptions import DurableError
-
             raise DurableError("ctx.save: expected the context of a running step")
         return await self.engine._save_state(self.machine, self.version, self._lease, state)
 

@@ -42,7 +42,7 @@ async def run_inline(
     after its backoff, while the run is still running (a failing run skips it, as
     the instance would, spec §6.8.1)."""
     retries: list[tuple[str, Attempted]] = []
-    started = set(steps)
+    started: set[str] = set()
     running = 0
     window = wf.commit_window
     saver = saver_of(ctx.engine) if window > 0 else None
