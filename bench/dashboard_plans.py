@@ -22,7 +22,7 @@ import trio
 
 from trexec import durable
 from trexec.durable import _postgres_sql, _sqlite_sql
-from trexec.durable._store import list_query
+from trexec.durable._store_rules import list_query
 
 ROWS = 1_000_000
 PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -44,13 +44,17 @@ SKEW = "UPDATE {} SET status = 'running', machine = 'rare' WHERE id <= 2000"
 STATUSES = ["done"] * 6 + ["stopped", "cancelled", "awaiting", "scheduled"]
 
 
-def queries(select: str, mark: str, hint: str = "") -> list[tuple[str, str, list[object]]]:
+def queries(
+    select: str, mark: str, machines: list[str], hint: str = ""
+) -> list[tuple[str, str, list[object]]]:
+    """A status alone is read machine by machine (spec §12.3.2): ``machines``
+    is what the store's ``MACHINES`` query returned."""
     out = []
     for combo in COMBOS:
         for before in (None, ROWS // 2):
             sql, params = list_query(
                 select, mark, limit=51, after_id=None, before_id=before, newest_first=True,
-                key_hint=hint,
+                key_hint=hint, machines=machines,
                 status=combo.get("status"), machine=combo.get("machine"), key=combo.get("key"),
             )  # fmt: skip
             out.append((f"{combo} before={before}", sql, params))
@@ -75,7 +79,13 @@ def check_sqlite() -> None:
             (ROWS,),
         )
         c.execute(SKEW.format("instances"))
-        for label, sql, params in queries(_sqlite_sql.LIST, "?", " INDEXED BY instances_key"):
+        start = time.perf_counter()
+        machines = [r[0] for r in c.execute(_sqlite_sql.MACHINES)]
+        ms = (time.perf_counter() - start) * 1000
+        print(f"sqlite machines: {len(machines)} rows {ms:.2f} ms")
+        for label, sql, params in queries(
+            _sqlite_sql.LIST, "?", machines, " INDEXED BY instances_key"
+        ):
             plan = " | ".join(r[3] for r in c.execute(f"EXPLAIN QUERY PLAN {sql}", params))
             start = time.perf_counter()
             rows = c.execute(sql, params).fetchall()
@@ -104,7 +114,10 @@ def check_postgres() -> None:
             )
             c.execute(SKEW.format("trexec_instances"))
             c.execute("ANALYZE trexec_instances")
-            for label, sql, params in queries(_postgres_sql.LIST, "%s"):
+            plan = [r[0] for r in c.execute(f"EXPLAIN ANALYZE {_postgres_sql.MACHINES}")]
+            print(f"postgres machines: {plan[-1].strip()}")
+            machines = [r[0] for r in c.execute(_postgres_sql.MACHINES)]
+            for label, sql, params in queries(_postgres_sql.LIST, "%s", machines):
                 plan = [r[0] for r in c.execute(f"EXPLAIN ANALYZE {sql}", params)]
                 nodes = " | ".join(p.strip() for p in plan if "Scan" in p or "Sort" in p)
                 print(f"postgres {label}: {plan[-1].strip()} :: {nodes}")

@@ -23,6 +23,7 @@ import trio
 
 from trexec import durable
 from trexec.durable import _postgres_sql as pg, _sqlite_sql as lite
+from trexec.durable._sql_observe import PostgresObserveSql, SqliteObserveSql
 
 ROWS = 1_000_000
 PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -58,12 +59,15 @@ def check_sqlite() -> None:
             ("next priority below 9", lite.RUNNABLE_PRIORITY_BELOW, [9]),
             ("a key's running rows", lite.KEY_RUNNING, ["k1"]),
             ("next_due", lite.NEXT_DUE.format(machines), ["m", 1]),
+            ("reaper (rolled back)", lite.REAP_EXPIRED, [now, now, now]),
+            ("backlog per machine", SqliteObserveSql.COUNT_RUNNABLE, {"now": now}),
         ]
         for label, sql, params in statements:
             plan = " | ".join(r[3] for r in c.execute(f"EXPLAIN QUERY PLAN {sql}", params))
             start = time.perf_counter()
             rows = c.execute(sql, params).fetchall()
             ms = (time.perf_counter() - start) * 1000
+            c.rollback()
             print(f"sqlite {label}: {len(rows)} rows {ms:.2f} ms :: {plan}")
 
 
@@ -95,6 +99,8 @@ def check_postgres() -> None:
                 ("claim with rate limits: candidates", pg.CLAIM_CANDIDATES, params),
                 ("a key's running rows", pg.KEYS_RUNNING, (["k1", "k2"],)),
                 ("next_due", pg.NEXT_DUE, (["m"], [1])),
+                ("reaper", pg.REAP_EXPIRED, ()),
+                ("backlog per machine", PostgresObserveSql.COUNT_RUNNABLE, {}),
             ]:
                 c.execute("BEGIN")
                 plan = [r[0] for r in c.execute(f"EXPLAIN ANALYZE {sql}", args)]

@@ -34,6 +34,38 @@ async def test_store_list_filters_by_key_and_pages_newest_first(store_url):
         assert await store.list(key="nobody") == []
 
 
+async def test_store_list_merges_machines_and_statuses_in_id_order(store_url):
+    """spec §12.3.2: a status alone is read machine by machine, a machine alone
+    status by status; the merged pages are the filtered table's, in id order."""
+    async with engine_on(store_url) as engine:
+        made = []
+        for n in range(9):
+            machine = (Waiter, Other)[n % 2]
+            made.append((await engine.insert(machine, Note()), machine.name))
+        for id_, _ in made[::3]:
+            await engine.cancel(id_)
+        store = engine.store
+        everything = await store.list(limit=100)
+        ids = lambda records: [r.id for r in records]  # noqa: E731
+        for status in ("scheduled", "cancelled", "done"):
+            want = [r.id for r in everything if r.status == status]
+            assert ids(await store.list(status=status, limit=100)) == want
+            assert ids(await store.list(status=status, newest_first=True)) == want[::-1]
+            if len(want) > 2:
+                page = await store.list(status=status, limit=2, after_id=want[0])
+                assert ids(page) == want[1:3]
+                page = await store.list(status=status, newest_first=True, before_id=want[-1])
+                assert ids(page) == want[-2::-1]
+        for machine in ("waiter", "other"):
+            want = [r.id for r in everything if r.machine == machine]
+            assert ids(await store.list(machine=machine, limit=100)) == want
+            assert (
+                ids(await store.list(machine=machine, newest_first=True, limit=2))
+                == (want[::-1][:2])
+            )
+        assert await store.list(machine="nobody") == []
+
+
 @pytest.mark.parametrize(
     "filters",
     [
@@ -57,13 +89,24 @@ def test_sqlite_list_plans_are_index_range_scans_without_a_sort(tmp_path, filter
             _sqlite_sql.LIST, "?", limit=51, after_id=None, before_id=before,
             newest_first=True, key_hint=" INDEXED BY instances_key",
             status=filters.get("status"), machine=filters.get("machine"), key=filters.get("key"),
+            machines=["m", "n"],
         )  # fmt: skip
         plan = " | ".join(row[3] for row in c.execute(f"EXPLAIN QUERY PLAN {sql}", params))
-    assert "TEMP B-TREE" not in plan
+        machines = " | ".join(r[3] for r in c.execute(f"EXPLAIN QUERY PLAN {_sqlite_sql.MACHINES}"))
     if filters or before:
         assert "USING INDEX" in plan or "INTEGER PRIMARY KEY" in plan, plan
     if "key" in filters:
         assert "instances_key" in plan
+    if len(filters) == 1 and "key" not in filters:
+        # one ordered scan per status, or per machine, each stopping after `limit`:
+        # only their few rows are sorted, for the merge
+        assert plan.count("MERGE (UNION ALL)") == (6 if "machine" in filters else 1), plan
+        assert "SCAN instances" not in plan
+        assert plan.count("LIMIT") == 0 and plan.count("TEMP B-TREE") == plan.count("CO-ROUTINE")
+    else:
+        assert "TEMP B-TREE" not in plan
+    # the machines of a status filter: one probe of the index per machine
+    assert "SCAN instances" not in machines and "instances_machine_status" in machines
 
 
 def test_filters_are_parsed_and_checked():

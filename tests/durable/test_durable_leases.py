@@ -164,6 +164,36 @@ async def test_an_engine_starting_after_a_crash_reaps_expired_leases_at_once(
     assert reclaimed == [{"ids": [id_]}]
 
 
+class Other(CountTo3):
+    name = "other_count"
+
+
+class Third(CountTo3):
+    name = "third_count"
+
+
+async def test_the_reaper_reclaims_expired_leases_of_every_machine(store):
+    """spec §5.8.3, §8.7.3: the reaper reads running rows machine by machine
+    (no index on status alone); it takes every expired lease, whatever the
+    machine, and none that still holds."""
+    async with durable.open_engine(store, workers=0) as producer:
+        ids = {m: [await producer.insert(m, Counter(0)) for _ in range(2)]
+               for m in (CountTo3, Other, Third)}  # fmt: skip
+    expired = []
+    for machine in (CountTo3, Third):
+        claim = await store.claim([(machine.name, machine.version)], 2, 0.01, {})
+        expired += [job.id for job in claim.jobs]
+    held = await store.claim([(Other.name, Other.version)], 1, 3600, {})
+    await trio.sleep(0.05)  # real time on every store: the 0.01 s leases expire
+    reclaimed = await store.reap_expired()
+    assert sorted(r.id for r in reclaimed) == sorted(expired) == sorted(ids[CountTo3] + ids[Third])
+    assert {r.machine for r in reclaimed} == {CountTo3.name, Third.name}
+    assert all(r.attempt == 2 for r in reclaimed)
+    assert await store.reap_expired() == []
+    (job,) = held.jobs
+    assert (await store.get(job.id)).status == "running"
+
+
 async def test_an_exception_group_from_the_body_propagates_as_it_is(store):
     """spec §5.5.5: the body's own exception, even a group, is not collapsed."""
     for group in [

@@ -43,6 +43,22 @@ async def test_claims_take_higher_priority_first_then_run_at_then_id(store):
     assert (await store.get(later)).priority == 1000
 
 
+async def test_next_due_is_the_earliest_of_every_priority_of_these_machines(store):
+    """spec §11.1.3: next_due walks the claim index priority by priority (no
+    index of its own); rows of other machines do not count."""
+    assert await store.next_due(M) is None
+    await store.insert([row(priority=9, scheduled_in=100.0), row(priority=0, scheduled_in=40.0),
+                        row(priority=5, scheduled_in=70.0),
+                        NewInstance("other", 1, "start", "{}", scheduled_in=5.0)])  # fmt: skip
+    due = await store.next_due(M)
+    assert due is not None and 35.0 < due <= 40.0
+    assert await store.next_due([("other", 1)]) <= 5.0
+    assert await store.next_due([("nobody", 1)]) is None
+    await store.insert([row(priority=3, scheduled_in=20.0)])
+    due = await store.next_due(M)
+    assert due is not None and 15.0 < due <= 20.0
+
+
 async def test_get_and_list_show_priority_and_concurrency_key(store):
     [id_] = await store.insert([row(priority=3, concurrency_key="acct-1")])
     got = await store.get(id_)

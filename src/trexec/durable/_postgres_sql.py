@@ -161,16 +161,39 @@ THROTTLE_ROWS = (
     " FROM unnest(%s::bigint[], %s::float8[]) AS t(id, wait) WHERE i.id = t.id"
 )
 
-NEXT_DUE = (  # the earliest run_at of each machine: one index probe each
+# spec §11.1.3: the earliest run_at of each machine, from the claim index: a loose
+# scan of the machine's distinct priorities (one probe each), then the first row
+# of each priority in run_at order. No index of its own (spec §8.7.3).
+_RUNNABLE = "status IN ('scheduled', 'awaiting') AND NOT key_blocked"
+NEXT_DUE = (
+    "WITH RECURSIVE p(machine, version, priority) AS ("
+    " SELECT m.machine, m.version, (SELECT max(priority) FROM trexec_instances"
+    f" WHERE machine = m.machine AND version = m.version AND {_RUNNABLE})"
+    " FROM unnest(%s::text[], %s::int[]) AS m(machine, version)"
+    " UNION ALL SELECT p.machine, p.version, (SELECT max(priority) FROM trexec_instances"
+    f" WHERE machine = p.machine AND version = p.version AND {_RUNNABLE}"
+    " AND priority < p.priority) FROM p WHERE p.priority IS NOT NULL)"
     # greatest() ignores NULL: without the CASE "nothing due" would read as "due
     # now" and an idle picker would spin on claim + next_due.
-    "SELECT CASE WHEN min(r.run_at) IS NULL THEN NULL"
+    " SELECT CASE WHEN min(r.run_at) IS NULL THEN NULL"
     f" ELSE greatest(0, {epoch('min(r.run_at) - ' + NOW)}) END"
-    " FROM unnest(%s::text[], %s::int[]) AS m(machine, version),"
-    " LATERAL (SELECT run_at FROM trexec_instances WHERE machine = m.machine"
-    " AND version = m.version AND status IN ('scheduled', 'awaiting') AND NOT key_blocked"
-    " AND run_at IS NOT NULL ORDER BY run_at LIMIT 1) r"
+    " FROM p, LATERAL (SELECT run_at FROM trexec_instances WHERE machine = p.machine"
+    f" AND version = p.version AND {_RUNNABLE} AND priority = p.priority"
+    " AND run_at IS NOT NULL ORDER BY run_at LIMIT 1) r WHERE p.priority IS NOT NULL"
 )
+
+#: spec §12.3.2: the distinct machines of the table, a loose scan of
+#: ``(machine, status, id)`` (one probe per machine). Prefixes the statements
+#: that look at one status across every machine (the reaper, the backlog, the
+#: dashboard's status filter): no index on ``status`` alone (spec §8.7.3).
+MACHINES_CTE = (
+    "WITH RECURSIVE ms(machine) AS ((SELECT machine FROM trexec_instances"
+    " ORDER BY machine LIMIT 1) UNION ALL SELECT (SELECT i.machine FROM trexec_instances i"
+    " WHERE i.machine > ms.machine ORDER BY i.machine LIMIT 1) FROM ms"
+    " WHERE ms.machine IS NOT NULL)"
+)
+MACHINES = f"{MACHINES_CTE} SELECT machine FROM ms WHERE machine IS NOT NULL"
+_EVERY_MACHINE = "machine = ANY(ARRAY(SELECT machine FROM ms WHERE machine IS NOT NULL))"
 
 # --- leases (spec §5.8) -------------------------------------------------------
 _LEASES = "unnest(%(ids)s::bigint[], %(tokens)s::bigint[]) AS l(id, token)"
@@ -197,9 +220,9 @@ RELEASE = (
 # SKIP LOCKED: a row another reaper (or its own worker's commit) holds is left
 # to it; every expired row is reclaimed by exactly one transaction (spec §8.9.1).
 REAP_EXPIRED = (
-    f"UPDATE trexec_instances i SET status = 'scheduled', run_at = {NOW},"
+    f"{MACHINES_CTE} UPDATE trexec_instances i SET status = 'scheduled', run_at = {NOW},"
     f" lease_expires_at = NULL, attempt = attempt + 1, updated_at = {NOW}"
-    " FROM (SELECT id FROM trexec_instances WHERE status = 'running'"
+    f" FROM (SELECT id FROM trexec_instances WHERE {_EVERY_MACHINE} AND status = 'running'"
     f" AND lease_expires_at < {NOW} ORDER BY id FOR UPDATE SKIP LOCKED) e"
     " WHERE i.id = e.id RETURNING i.id, i.machine, i.step, i.attempt"
 )

@@ -12,6 +12,7 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, TypeVar
 
+from . import _postgres_sql as postgres_sql, _sqlite_sql as sqlite_sql
 from ._postgres_sql import NOW, epoch
 from ._records import EngineRecord
 
@@ -45,9 +46,13 @@ class SqliteObserveSql:
     )
     LEASE = "SELECT lease_expires_at FROM instances WHERE id = :id AND status = 'running'"
     CLOCK = "SELECT :now"
+    # spec §12.3.2: machine by machine, each a range of (machine, status, id).
     COUNT_RUNNABLE = (
-        "SELECT machine, count(*) FROM instances WHERE status IN ('scheduled', 'awaiting')"
-        " AND run_at <= :now GROUP BY machine"
+        f"{sqlite_sql.MACHINES_CTE} SELECT machine, n FROM (SELECT ms.machine,"
+        " (SELECT count(*) FROM instances i INDEXED BY instances_machine_status"
+        " WHERE i.machine = ms.machine"
+        " AND i.status IN ('scheduled', 'awaiting') AND i.run_at <= :now) AS n"
+        " FROM ms WHERE ms.machine IS NOT NULL) WHERE n > 0"
     )
 
     @staticmethod
@@ -90,8 +95,10 @@ class PostgresObserveSql:
     )
     CLOCK = f"SELECT {epoch(NOW)}"
     COUNT_RUNNABLE = (
-        "SELECT machine, count(*) FROM trexec_instances"
-        f" WHERE status IN ('scheduled', 'awaiting') AND run_at <= {NOW} GROUP BY machine"
+        f"{postgres_sql.MACHINES_CTE} SELECT machine, n FROM (SELECT ms.machine,"
+        " (SELECT count(*) FROM trexec_instances i WHERE i.machine = ms.machine"
+        f" AND i.status IN ('scheduled', 'awaiting') AND i.run_at <= {NOW}) AS n"
+        " FROM ms WHERE ms.machine IS NOT NULL) c WHERE n > 0"
     )
 
     @staticmethod

@@ -19,8 +19,8 @@ T = TypeVar("T")
 
 class SqlStore(Store):
     """A :class:`Store` over SQL. Subclasses set ``_sql`` (a module defining
-    ``GET_BY_ID``, ``GET_BY_KEY``, ``INBOX``, ``CHILDREN`` and ``LIST``, each a
-    statement taking the placeholder ``_mark``), and implement ``_read`` (run a
+    ``GET_BY_ID``, ``GET_BY_KEY``, ``INBOX``, ``CHILDREN``, ``LIST`` and
+    ``MACHINES``, each a statement taking the placeholder ``_mark``), and implement ``_read`` (run a
     read-only function on a connection, mapping driver errors) and, if their
     rows differ from ``_store_rules.record``'s, ``_record``."""
 
@@ -113,13 +113,15 @@ class SqlStore(Store):
         before_id: int | None = None,
         newest_first: bool = False,
     ) -> list[InstanceRecord]:
-        query, params = rules.list_query(
-            self._sql.LIST, self._mark, status=status, machine=machine, key=key, limit=limit,
-            after_id=after_id, before_id=before_id, newest_first=newest_first,
-            key_hint=self._key_hint,
-        )  # fmt: skip
-
         def op(c: Any) -> list[InstanceRecord]:
+            # spec §12.3.2: a status alone is read machine by machine.
+            every = status is not None and machine is None and key is None
+            machines = [row[0] for row in c.execute(self._sql.MACHINES)] if every else []
+            query, params = rules.list_query(
+                self._sql.LIST, self._mark, status=status, machine=machine, key=key,
+                limit=limit, after_id=after_id, before_id=before_id,
+                newest_first=newest_first, key_hint=self._key_hint, machines=machines,
+            )  # fmt: skip
             return [self._record(row) for row in c.execute(query, params)]
 
         return await self._read(op)

@@ -128,6 +128,16 @@ MIGRATIONS: dict[int, list[str]] = {
             expires_at REAL NOT NULL
         )""",
     ],
+    # spec §12.3.2, §8.7.3: fewer index entries per step (as PostgreSQL migration
+    # 7). The claim and the commit of a step each wrote 5-7 b-tree entries; the
+    # dashboard's filters are served by (machine, status, id) alone, the reaper
+    # by it too, next_due by the claim index.
+    6: [
+        "DROP INDEX IF EXISTS instances_status",
+        "DROP INDEX IF EXISTS instances_machine",
+        "DROP INDEX IF EXISTS instances_leases",
+        "DROP INDEX IF EXISTS instances_due",
+    ],
 }
 
 INSTANCE_COLUMNS = (
@@ -201,11 +211,34 @@ BUCKET_SET = (
     " ON CONFLICT (key) DO UPDATE SET tokens = excluded.tokens, updated_at = excluded.updated_at"
 )
 
-NEXT_DUE = (  # spec §11.2: rows blocked by their key are not due: no spinning on them
-    "SELECT MIN(run_at) FROM instances INDEXED BY instances_due"
-    " WHERE status IN ('scheduled', 'awaiting') AND key_blocked = 0 AND run_at IS NOT NULL"
-    " AND (machine, version) IN ({})"
+# spec §11.1.3: the earliest run_at among the machines' runnable rows, from the
+# claim index: a loose scan of the distinct priorities (one probe each), then
+# each priority's rows in run_at order up to the first of these machines. Rows
+# blocked by their key are not due (spec §11.2): no spinning on them. The
+# machine filter is appended as "(machine, version) IN (VALUES ...)".
+_RUNNABLE = "status IN ('scheduled', 'awaiting') AND key_blocked = 0"
+NEXT_DUE = (
+    "WITH RECURSIVE p(priority) AS ("
+    f"SELECT MAX(priority) FROM instances INDEXED BY instances_claim WHERE {_RUNNABLE}"
+    " UNION ALL SELECT (SELECT MAX(priority) FROM instances INDEXED BY instances_claim"
+    f" WHERE {_RUNNABLE} AND priority < p.priority) FROM p WHERE p.priority IS NOT NULL)"
+    " SELECT MIN((SELECT run_at FROM instances INDEXED BY instances_claim"
+    f" WHERE {_RUNNABLE} AND priority = p.priority AND run_at IS NOT NULL"
+    " AND (machine, version) IN ({}) ORDER BY run_at LIMIT 1))"
+    " FROM p WHERE p.priority IS NOT NULL"
 )
+
+#: spec §12.3.2: the distinct machines of the table, a loose scan of
+#: ``instances_machine_status`` (one probe per machine). Prefixes the statements
+#: that look at one status across every machine (the reaper, the backlog, the
+#: dashboard's status filter): no index on ``status`` alone (spec §8.7.3).
+MACHINES_CTE = (
+    "WITH RECURSIVE ms(machine) AS (SELECT MIN(machine) FROM instances"
+    " UNION ALL SELECT (SELECT machine FROM instances WHERE machine > ms.machine"
+    " ORDER BY machine LIMIT 1) FROM ms WHERE ms.machine IS NOT NULL)"
+)
+MACHINES = f"{MACHINES_CTE} SELECT machine FROM ms WHERE machine IS NOT NULL"
+_EVERY_MACHINE = "machine IN (SELECT machine FROM ms WHERE machine IS NOT NULL)"
 
 # --- leases (spec §5.8) -------------------------------------------------------
 HEARTBEAT = (
@@ -222,9 +255,11 @@ RELEASE = (
     " WHERE id = ? AND token = ? AND status = 'running'"
 )
 REAP_EXPIRED = (
-    "UPDATE instances SET status = 'scheduled', run_at = ?, lease_expires_at = NULL,"
-    " attempt = attempt + 1, updated_at = ?"
-    " WHERE status = 'running' AND lease_expires_at < ?"
+    # INDEXED BY: statistics from a table of one machine would pick a full scan.
+    f"{MACHINES_CTE} UPDATE instances INDEXED BY instances_machine_status"
+    " SET status = 'scheduled', run_at = ?,"
+    " lease_expires_at = NULL, attempt = attempt + 1, updated_at = ?"
+    f" WHERE {_EVERY_MACHINE} AND status = 'running' AND lease_expires_at < ?"
     " RETURNING id, machine, step, attempt"
 )
 

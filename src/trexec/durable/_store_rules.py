@@ -20,6 +20,7 @@ import attrs
 
 from ._exceptions import DuplicateKey, NoTarget, StoreError
 from ._records import (
+    STATUSES,
     TERMINAL,
     AwaitCommit,
     ChildrenCommit,
@@ -220,18 +221,65 @@ def list_query(
     before_id: int | None,
     newest_first: bool,
     key_hint: str = "",
+    machines: Sequence[str] = (),
 ) -> tuple[str, list[Any]]:
     """The SQL and parameters of :meth:`Store.list`: ``select`` is the store's
     ``SELECT ... FROM instances`` and ``mark`` its placeholder (``?`` or ``%s``).
-    Equalities only, then ``ORDER BY id``: each filter combination matches an
-    index ending in ``id`` (spec §12.3). ``key_hint`` is appended to ``select``
-    when ``key`` is given (SQLite: ``INDEXED BY`` the key index, which its
-    planner, without statistics, would pass over for the status index)."""
-    if key is not None:
-        select += key_hint
+
+    Equalities only, then ``ORDER BY id``: each query is one index range scan
+    in id order that stops after ``limit``, or a union of a few such scans
+    (spec §12.3.2).
+    A ``key`` uses the key index (``key_hint`` is appended to ``select``:
+    SQLite, without statistics, would pass it over). Status and machine are
+    served by ``(machine, status, id)`` alone: a machine without a status is
+    one scan per status; a status without a machine one scan per machine of
+    ``machines`` (the store's ``MACHINES``: every machine of the table).
+    """
+    order = "DESC" if newest_first else "ASC"
+    if key is None and machine is not None and status is None:
+        branches = [(machine, s) for s in STATUSES]
+    elif key is None and machine is None and status is not None:
+        branches = [(m, status) for m in machines]
+    else:
+        if key is not None:
+            select += key_hint
+        filters = [(c, v) for c, v in (("status", status), ("machine", machine), ("key", key))]
+        return _ranged(select, mark, filters, after_id, before_id, order, limit)
+    if not branches:
+        return f"{select} WHERE 1 = 0", []
+    # Each branch is one ordered index scan that stops after ``limit`` rows, so the
+    # merge sorts at most len(branches) * limit rows, whatever the table's size.
+    parts: list[str] = []
+    params: list[Any] = []
+    for n, (m, s) in enumerate(branches):
+        sql, p = _ranged(
+            select, mark, [("machine", m), ("status", s)], after_id, before_id, order, limit
+        )
+        parts.append(f"SELECT * FROM ({sql}) AS b{n}")
+        params += p
+    params.append(limit)
+    return f"{' UNION ALL '.join(parts)} ORDER BY id {order} LIMIT {mark}", params
+
+
+def _ranged(
+    select: str,
+    mark: str,
+    filters: Iterable[tuple[str, object]],
+    after_id: int | None,
+    before_id: int | None,
+    order: str,
+    limit: int,
+) -> tuple[str, list[Any]]:
+    where, params = _where(mark, filters, after_id, before_id)
+    return f"{select}{where} ORDER BY id {order} LIMIT {mark}", [*params, limit]
+
+
+def _where(
+    mark: str, filters: Iterable[tuple[str, object]], after_id: int | None, before_id: int | None
+) -> tuple[str, list[Any]]:
     clauses: list[str] = []
     params: list[Any] = []
-    for column, value in (("status", status), ("machine", machine), ("key", key)):
+    for column, value in filters:
         if value is not None:
             clauses.append(f"{column} = {mark}")
             params.append(value)
@@ -241,10 +289,7 @@ def list_query(
     if before_id is not None:
         clauses.append(f"id < {mark}")
         params.append(before_id)
-    where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-    order = "DESC" if newest_first else "ASC"
-    params.append(limit)
-    return f"{select}{where} ORDER BY id {order} LIMIT {mark}", params
+    return (f" WHERE {' AND '.join(clauses)}" if clauses else ""), params
 
 
 # --- the commit dispatch (spec §5.4) --------------------------------------------------------
