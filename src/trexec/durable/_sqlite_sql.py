@@ -178,7 +178,7 @@ RUNNABLE_PRIORITY_BELOW = (
     " WHERE status IN ('scheduled', 'awaiting') AND key_blocked = 0 AND priority < ?"
 )
 # The machine filter is appended as "(machine, version) IN (VALUES ...)". The
-# planner would otherwise pick instances_status and sort every runnable row.
+# planner would otherwise pick instances_machine_status and sort every runnable row.
 CLAIM_CANDIDATES = (
     "SELECT id, status, rate_limit, weight, concurrency_key, concurrency_limit"
     " FROM instances INDEXED BY instances_claim"
