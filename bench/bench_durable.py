@@ -7,8 +7,9 @@ Workload: N instances of a three-step machine (``a`` -> ``b`` -> ``c`` -> Done,
 each step a no-op) are inserted first (one transaction); then an engine with W
 workers drains them; figure = steps/s from the engine's start until every
 instance is done (insert time excluded). Run once with batch claims and grouped
-completions (``batch_size=64``) and once with ``batch_size=1`` (one claim and one
-commit per step).
+completions (``batch_size=64``), again with the store's calls inline on the
+Trio thread (``?inline=true``, spec §5.11.6: no thread hop), and once with
+``batch_size=1`` (one claim and one commit per step).
 
 Baseline (the ceiling): the least a durable queue must do per step, written by
 hand with stdlib sqlite3 in one thread, same file settings (WAL,
@@ -176,11 +177,14 @@ def main(argv: list[str] | None = None) -> None:
         return
     with tempfile.TemporaryDirectory() as tmp:
         rows = []
-        for batch in (64, 1):
-            url = args.store or f"sqlite:///{tmp}/trexec-{batch}.db"
+        for batch, inline in ((64, False), (64, True), (1, False)):
+            label = f"{batch}, inline" if inline else str(batch)
+            url = args.store or f"sqlite:///{tmp}/trexec-{batch}-{inline}.db"
+            if inline:  # spec §5.11.6: no thread hop per call
+                url += ("&" if "?" in url else "?") + "inline=true"
             ours = trio.run(trexec_steps_per_second, url, args.instances, args.workers, batch)
-            raw = raw_sqlite_steps_per_second(f"{tmp}/raw-{batch}.db", args.instances, batch)
-            rows.append((batch, ours, raw))
+            raw = raw_sqlite_steps_per_second(f"{tmp}/raw-{label}.db", args.instances, batch)
+            rows.append((label, ours, raw))
         latencies = trio.run(signal_latencies, args.store or f"sqlite:///{tmp}/latency.db",
                              args.signals)  # fmt: skip
     p50 = statistics.median(latencies)
@@ -206,7 +210,12 @@ def main(argv: list[str] | None = None) -> None:
                 "instances": args.instances,
                 "workers": args.workers,
                 "runs": [
-                    {"batch": b, "trexec_steps_per_s": o, "raw_sqlite3_steps_per_s": r}
+                    {
+                        "batch": int(b.split(",")[0]),
+                        "inline": "inline" in b,
+                        "trexec_steps_per_s": o,
+                        "raw_sqlite3_steps_per_s": r,
+                    }
                     for b, o, r in rows
                 ],
                 "latency_p50_ms": p50 * 1000,

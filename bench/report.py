@@ -435,6 +435,8 @@ def targets() -> list[tuple[str, float | None, str, float]]:
          lookup("bench_workflows", r"^postgresql\b", r"trexec / DBOS"), ">=", 5.0),
         ("SQLite, batch 64: steps/s",
          lookup("bench_durable", r"^64$", r"trexec"), ">=", 50_000.0),
+        ("SQLite, batch 64, inline calls: steps/s",
+         lookup("bench_durable", r"^64, inline$", r"trexec"), ">=", 50_000.0),
         *[(f"PostgreSQL, {n} process(es): trexec / raw psycopg ceiling",
            _ratio(lookup("bench_durable_pg", f"^{n}$", r"trexec"),
                   lookup("bench_durable_pg", f"^{n}$", r"ceiling")), ">=", 0.8)

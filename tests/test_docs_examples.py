@@ -25,6 +25,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 
 import attrs
 import pytest
@@ -126,30 +127,69 @@ def _marks(page: pathlib.Path) -> list[pytest.MarkDecorator]:
     return marks
 
 
-@pytest.mark.parametrize(
-    "page",
-    [
-        pytest.param(p, marks=_marks(p))
-        for p in PAGES
-        if any(b.not_run_reason is None for b in parse_blocks(p))
-    ],
-    ids=_page_id,
-)
-def test_page_examples_run(page: pathlib.Path, tmp_path: pathlib.Path) -> None:
-    # spec §9.11: a fresh process, an empty directory, no TREXEC_* setting.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TREXEC_")}
-    try:
-        proc = subprocess.run(
+RUN_PAGES = [p for p in PAGES if any(b.not_run_reason is None for b in parse_blocks(p))]
+
+
+def _isolated(page: pathlib.Path) -> bool:
+    """A page that may run beside another: its own directory is all it touches
+    (no PostgreSQL database, no network port)."""
+    code = "".join(b.code for b in parse_blocks(page) if b.not_run_reason is None)
+    return "postgresql://" not in code and not re.search(r"\b(port|serve|listen)\b", code)
+
+
+#: Pages started ahead of their test (spec §9.11: each in a fresh process and an
+#: empty directory), so that two isolated pages run at once on a 2-core machine.
+_STARTED: dict[pathlib.Path, subprocess.Popen[str]] = {}
+
+
+def _start(page: pathlib.Path, cwd: pathlib.Path) -> subprocess.Popen[str]:
+    if page not in _STARTED:
+        # spec §9.11: a fresh process, an empty directory, no TREXEC_* setting.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TREXEC_")}
+        _STARTED[page] = subprocess.Popen(
             [sys.executable, __file__, str(page)],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=PAGE_TIMEOUT,
-        )
-    except subprocess.TimeoutExpired as exc:
-        out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else exc.stdout or ""
-        pytest.fail(f"{_page_id(page)}: still running after {PAGE_TIMEOUT} s\n{out[-3000:]}")
+            cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+    return _STARTED[page]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _no_page_left_running() -> Iterator[None]:
+    yield
+    for proc in _STARTED.values():
+        proc.kill()
+        proc.communicate()
+
+
+@pytest.mark.parametrize(
+    "page", [pytest.param(p, marks=_marks(p)) for p in RUN_PAGES], ids=_page_id
+)
+def test_page_examples_run(
+    page: pathlib.Path,
+    tmp_path: pathlib.Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest,
+) -> None:
+    proc = _start(page, tmp_path)
+    # Two pages at a time: later isolated pages of this session start while this
+    # one runs (they share nothing with it, nor with each other).
+    selected = [
+        item.callspec.params["page"]
+        for item in request.session.items
+        if getattr(item, "originalname", None) == "test_page_examples_run"
+    ]
+    for later in selected[selected.index(page) + 1 :]:
+        if sum(p.poll() is None for p in _STARTED.values()) >= 2:
+            break
+        if later not in _STARTED and _isolated(later):
+            _start(later, tmp_path_factory.mktemp("page"))
+    try:
+        stdout, stderr = proc.communicate(timeout=PAGE_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        stdout, _ = proc.communicate()
+        pytest.fail(f"{_page_id(page)}: still running after {PAGE_TIMEOUT} s\n{stdout[-3000:]}")
+    proc = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
     if proc.returncode != 0:
         pytest.fail(
             f"{_page_id(page)}: an example failed (the last '--- block' line names it)\n"

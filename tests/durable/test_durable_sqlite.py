@@ -1,5 +1,5 @@
 """The embedded SQLite store itself (spec §5.2.3, §5.11): migrations, options,
-its thread, cancellation."""
+its thread or the inline mode, cancellation."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 import trio
 from machines import Counter, CountTo3
 
+import trexec
 from trexec import durable
 from trexec.durable import _sqlite_sql as sqlite_sql
 
@@ -43,6 +44,76 @@ async def test_synchronous_mode_from_the_url(url, tmp_path, mode):
         assert (await e.wait(id_, timeout=10)).status == "done"
         level = await store._run(lambda c: c.execute("PRAGMA synchronous").fetchone()[0])
     assert level == {"NORMAL": 1, "FULL": 2}[mode]
+
+
+async def test_inline_from_the_url_runs_every_call_on_the_trio_thread(url):
+    """spec §5.11.6: no store thread; the engine works as on the thread."""
+    before = {t.name for t in threading.enumerate()}
+    async with durable.open_store(f"{url}?inline=true&synchronous=full") as store:
+        assert store.inline
+        assert {t.name for t in threading.enumerate()} <= before
+        async with durable.open_engine(store, [CountTo3]) as engine:
+            ids = [await engine.insert(CountTo3, Counter()) for _ in range(20)]
+            done = [await engine.wait(id_, timeout=10) for id_ in ids]
+        level = await store._run(lambda c: c.execute("PRAGMA synchronous").fetchone()[0])
+    assert [i.result["n"] for i in done] == [3] * 20 and level == 2
+    async with durable.open_store(url, inline=False) as store:
+        assert not store.inline and (await store.get(ids[0])).status == "done"
+
+
+@pytest.mark.parametrize(
+    ("suffix", "options", "match"),
+    [("?inline=maybe", {}, "inline=true"), ("", {"inline": "yes"}, "inline='yes'")],
+)
+async def test_inline_must_be_a_flag(url, suffix, options, match):
+    with pytest.raises(trexec.InvalidArgument, match=match):
+        async with durable.open_store(url + suffix, **options):
+            pass
+
+
+async def test_inline_waits_for_a_lock_without_blocking_the_loop(url, tmp_path):
+    """spec §5.11.6: while another connection holds the file's write lock, an
+    inline call pauses (awaited) and runs once the lock is free."""
+    async with durable.open_store(f"{url}?inline=true") as store:
+        await store.migrate()
+        other = sqlite3.connect(tmp_path / "store.db", isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        ticks = 0
+        inserted: list[int] = []
+
+        async def insert() -> None:
+            async with durable.open_engine(store, workers=0) as engine:
+                inserted.append(await engine.insert(CountTo3, Counter()))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(insert)
+            while ticks < 20:  # the loop runs while the insert waits for the lock
+                await trio.sleep(0.005)
+                ticks += 1
+            assert inserted == []
+            other.execute("COMMIT")
+        other.close()
+        assert len(inserted) == 1
+        assert (await store.get(inserted[0])).status == "scheduled"
+
+
+async def test_inline_gives_up_after_the_busy_timeout(tmp_path):
+    from trexec.durable._sqlite import SqliteStore
+
+    path = str(tmp_path / "store.db")
+    store = SqliteStore(path, inline=True, busy_timeout=0.05)
+    await store._open()
+    try:
+        await store.migrate()
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(durable.StoreError, match="locked"):
+            await store.migrate()
+        other.execute("ROLLBACK")
+        other.close()
+        assert await store.migrate() == max(sqlite_sql.MIGRATIONS)
+    finally:
+        await store.close()
 
 
 async def test_the_store_thread_is_gone_after_the_block(url):

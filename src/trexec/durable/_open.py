@@ -36,13 +36,20 @@ def sqlite_path(url: str) -> str | None:
     return urllib.parse.unquote(url[len("sqlite:///") :].split("?", 1)[0])
 
 
+_FLAGS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
 @contextlib.asynccontextmanager
 async def open_store(url: str, **options: Any) -> AsyncIterator[Store]:
     """Open the store at ``url`` for the duration of the block; closes it on exit.
 
     The schema is not created here: call ``await store.migrate()`` (``open_engine``
-    and the CLI do). Raises :class:`~trexec.InvalidArgument` for a URL that names no
-    supported store, :class:`~trexec.MissingExtra` for a ``postgresql://`` URL
+    and the CLI do). SQLite options (URL query or keywords): ``synchronous``
+    (``NORMAL`` or ``FULL``) and ``inline`` (run each call on the Trio thread:
+    faster, but the loop pauses while a transaction runs; spec §5.11.6).
+
+    Raises :class:`~trexec.InvalidArgument` for a URL that names no supported
+    store or a bad option, :class:`~trexec.MissingExtra` for a ``postgresql://`` URL
     without the ``postgres`` extra, :class:`~trexec.durable.StoreError` if it
     cannot be opened.
     """
@@ -60,14 +67,23 @@ async def open_store(url: str, **options: Any) -> AsyncIterator[Store]:
         path = sqlite_path(url) or ""
         query = dict(urllib.parse.parse_qsl(parsed.query))
         for name, value in query.items():
-            if name != "synchronous":
-                _validate.fail("url", url, "sqlite:///path with only ?synchronous=NORMAL|FULL")
-            options.setdefault(name, value)
+            if name == "inline":  # spec §5.11.6
+                if value.lower() not in _FLAGS:
+                    _validate.fail("url", url, "?inline=true or ?inline=false")
+                options.setdefault(name, _FLAGS[value.lower()])
+            elif name == "synchronous":
+                options.setdefault(name, value)
+            else:
+                _validate.fail(
+                    "url", url, "sqlite:///path with only ?synchronous=NORMAL|FULL and ?inline="
+                )
         sync = str(options.get("synchronous", "NORMAL")).upper()
         if sync not in ("NORMAL", "FULL", "EXTRA", "OFF"):
             _validate.fail("synchronous", sync, '"NORMAL" or "FULL"')
         options["synchronous"] = sync
-        _check_options("sqlite", options, ("synchronous", "clock"))
+        _check_options("sqlite", options, ("synchronous", "clock", "inline"))
+        if not isinstance(options.get("inline", False), bool):
+            _validate.fail("inline", options["inline"], "True or False")
         if "clock" in options:
             _validate.callable_("clock", options["clock"])
         async with open_sqlite_store(path, **options) as store:

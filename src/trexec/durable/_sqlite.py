@@ -56,7 +56,7 @@ class SqliteStore(ObserveMixin, SqlStore):
     ``clock`` (default ``time.time``) is the store's only source of "now"; tests
     may inject one. See the module docstring for ``synchronous``. ``inline=True``
     runs every call on the Trio thread instead of the store's own thread
-    (``_sqlite_inline.py``, for ``trexec.testing``: spec §10.1).
+    (``_sqlite_inline.py``: spec §5.11.6; the test store, §10.1).
     """
 
     _sql: ClassVar[ModuleType] = sql
@@ -79,8 +79,13 @@ class SqliteStore(ObserveMixin, SqlStore):
         self._clock = clock
         self._synchronous = synchronous
         self._busy_timeout = busy_timeout
-        executor = InlineSqlite if inline else SqliteThread
-        self._thread = executor(self._connect, name=f"trexec-sqlite:{path}")
+        name = f"trexec-sqlite:{path}"
+        self._thread: SqliteThread | InlineSqlite = (
+            InlineSqlite(self._connect, name, busy_timeout) if inline
+            else SqliteThread(self._connect, name=name)
+        )  # fmt: skip
+        #: True when calls run on the Trio thread (spec §5.11.6).
+        self.inline = inline
         self._closed = False
 
     def _connect(self) -> sqlite3.Connection:
@@ -385,9 +390,10 @@ async def open_sqlite_store(
     *,
     synchronous: str = "NORMAL",
     clock: Callable[[], float] = time.time,
+    inline: bool = False,
 ) -> Any:
     """Open the store at ``path`` (``:memory:`` is not supported: use a file)."""
-    store = SqliteStore(path, synchronous=synchronous.upper(), clock=clock)
+    store = SqliteStore(path, synchronous=synchronous.upper(), clock=clock, inline=inline)
     await store._open()
     try:
         yield store
