@@ -1,13 +1,15 @@
 """The stores every durable test runs on: ``STORE_KINDS`` and ``open_test_store``.
 
-Each kind opens a fresh, empty store private to the test (``tmp_path`` is the
-test's own directory): ``sqlite`` (a file), ``postgresql`` (a fresh schema,
-marked ``postgres``) and ``test`` (``trexec.testing``'s in-memory store, on the
-Trio thread, in Trio time: docs/spec.md §10).
+Each kind opens an empty store private to the test (``tmp_path`` is the
+test's own directory): ``sqlite`` (a file), ``postgresql`` (a schema of its own,
+marked ``postgres``: fresh, or an earlier test's emptied and checked) and
+``test`` (``trexec.testing``'s in-memory store, on the Trio thread, in Trio
+time: docs/spec.md §10).
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import pathlib
@@ -39,6 +41,82 @@ def drop_schema(schema: str) -> None:
         conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
+#: Schemas of finished tests, emptied and ready for the next test: a fresh schema
+#: costs a migration and a DROP (~55 ms), emptying one ~5 ms. Dropped at exit.
+_SPARE_SCHEMAS: list[str] = []
+#: What a freshly migrated schema holds (relations and their kinds, functions,
+#: triggers, statistics): a test schema is reused only if it still matches it.
+_PRISTINE: list[Any] = []
+_SHAPE = (
+    "SELECT array(SELECT c.relname::text || ':' || c.relkind::text FROM pg_class c"
+    " WHERE c.relnamespace = n.oid ORDER BY 1),"
+    " array(SELECT p.proname::text || ':' || md5(p.prosrc) FROM pg_proc p"
+    " WHERE p.pronamespace = n.oid ORDER BY 1),"
+    " array(SELECT t.tgname::text FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid"
+    " WHERE c.relnamespace = n.oid ORDER BY 1),"
+    " array(SELECT s.stxname::text FROM pg_statistic_ext s"
+    " WHERE s.stxnamespace = n.oid ORDER BY 1),"
+    " (SELECT value FROM {schema}.trexec_meta WHERE key = 'schema_version')"
+    " FROM pg_namespace n WHERE n.nspname = %s"
+)
+
+
+def _empty_for_reuse(schema: str) -> bool:
+    """Empty a finished test's schema for the next test and return True, or
+    return False (the caller drops it) if the test left it other than a fresh
+    migration would, or if it cannot be emptied at once."""
+    import psycopg
+
+    try:
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            conn.execute("SET lock_timeout = '2s'")
+            with conn.transaction():
+                shape = conn.execute(_SHAPE.format(schema=f'"{schema}"'), (schema,)).fetchone()
+                if not _PRISTINE or shape is None or list(shape) != _PRISTINE:
+                    return False
+                relations = [r.split(":") for r in shape[0]]
+                for name, kind in relations:
+                    if kind == "r" and name != "trexec_meta":
+                        conn.execute(f'DELETE FROM "{schema}"."{name}"')
+                    elif kind == "r":
+                        conn.execute(
+                            f'DELETE FROM "{schema}".trexec_meta WHERE key <> %s',
+                            ("schema_version",),
+                        )
+                    elif kind == "S":
+                        conn.execute(f'ALTER SEQUENCE "{schema}"."{name}" RESTART')
+        return True
+    except psycopg.Error:
+        return False
+
+
+def _fresh_shape() -> None:
+    """What a fresh migration leaves, measured once on a schema of its own."""
+    import psycopg
+
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+
+    async def migrate() -> None:
+        async with durable.open_store(PG_URL, schema=schema) as store:
+            await store.migrate()
+
+    try:
+        trio.run(migrate)
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            shape = conn.execute(_SHAPE.format(schema=f'"{schema}"'), (schema,)).fetchone()
+        assert shape is not None
+        _PRISTINE[:] = list(shape)
+    finally:
+        drop_schema(schema)
+
+
+@atexit.register
+def _drop_spare_schemas() -> None:
+    for schema in _SPARE_SCHEMAS:
+        with contextlib.suppress(Exception):
+            drop_schema(schema)
+
+
 @contextlib.contextmanager
 def raw_connection(store: durable.Store) -> Iterator[Any]:
     """A connection to a SQLite store's database behind the store's back,
@@ -66,14 +144,26 @@ async def open_test_store(
         async with durable.open_store(f"sqlite:///{tmp_path}/durable.db", **options) as store:
             yield store
     elif kind == "postgresql":
-        # A fresh schema per test, dropped afterwards: tests never see each other's rows.
-        schema = f"test_{uuid.uuid4().hex[:12]}"
+        # A schema of its own per test, empty: a fresh one, or one an earlier test
+        # used, emptied and checked to be as a fresh migration leaves it (the test
+        # may migrate it or not, as with a fresh one). Tests never see each
+        # other's rows.
+        schema = _SPARE_SCHEMAS.pop() if _SPARE_SCHEMAS else f"test_{uuid.uuid4().hex[:12]}"
         try:
             async with durable.open_store(PG_URL, schema=schema, **options) as store:
                 yield store
         finally:
             with trio.CancelScope(shield=True):
-                await trio.to_thread.run_sync(drop_schema, schema)
+                reused = False
+                try:
+                    if not _PRISTINE:  # the first test's schema: measure a fresh migration
+                        await trio.to_thread.run_sync(_fresh_shape)
+                    reused = await trio.to_thread.run_sync(_empty_for_reuse, schema)
+                finally:
+                    if reused:
+                        _SPARE_SCHEMAS.append(schema)
+                    else:
+                        await trio.to_thread.run_sync(drop_schema, schema)
     elif kind == "test":
         test_store = TestStore(**options)
         await test_store._open()
