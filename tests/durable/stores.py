@@ -140,7 +140,9 @@ async def open_test_store(
     kind: str, tmp_path: pathlib.Path, **options: Any
 ) -> AsyncIterator[durable.Store]:
     """``options`` go to ``open_store`` (every store takes ``clock``, spec §8.6.2)."""
-    if kind == "sqlite":
+    if kind in ("sqlite", "sqlite-inline"):
+        if kind == "sqlite-inline":
+            options = {"inline": True, **options}
         async with durable.open_store(f"sqlite:///{tmp_path}/durable.db", **options) as store:
             yield store
     elif kind == "postgresql":
@@ -181,4 +183,8 @@ def parametrize_store(metafunc: pytest.Metafunc) -> None:
     real stores read real time); every other test runs on every kind."""
     if "store" in metafunc.fixturenames:
         virtual = "autojump_clock" in metafunc.fixturenames
-        metafunc.parametrize("store", ["test"] if virtual else STORE_KINDS, indirect=True)
+        # A module may add kinds: INLINE_TOO = True runs it on a SQLite file with
+        # inline calls as well (spec §5.11.6).
+        extra = ["sqlite-inline"] if getattr(metafunc.module, "INLINE_TOO", False) else []
+        kinds = ["test"] if virtual else [*STORE_KINDS, *extra]
+        metafunc.parametrize("store", kinds, indirect=True)

@@ -8,6 +8,9 @@ from stores import FAST
 
 from trexec import durable
 
+#: Also on a SQLite file with inline calls (spec §5.11.6).
+INLINE_TOO = True
+
 
 class Stuck(durable.Machine):
     """Attempt 1 of "start" blocks until released, then moves on; later attempts

@@ -9,6 +9,9 @@ from stores import FAST
 
 from trexec import durable
 
+#: Also on a SQLite file with inline calls (spec §5.11.6).
+INLINE_TOO = True
+
 
 def names(signals):
     return [(s.name, s.payload) for s in signals]
