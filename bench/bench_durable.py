@@ -178,13 +178,14 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         rows = []
         for batch, inline in ((64, False), (64, True), (1, False)):
-            label = f"{batch}, inline" if inline else str(batch)
             url = args.store or f"sqlite:///{tmp}/trexec-{batch}-{inline}.db"
             if inline:  # spec §5.11.6: no thread hop per call
                 url += ("&" if "?" in url else "?") + "inline=true"
             ours = trio.run(trexec_steps_per_second, url, args.instances, args.workers, batch)
-            raw = raw_sqlite_steps_per_second(f"{tmp}/raw-{label}.db", args.instances, batch)
-            rows.append((label, ours, raw))
+            raw = raw_sqlite_steps_per_second(
+                f"{tmp}/raw-{batch}-{inline}.db", args.instances, batch
+            )
+            rows.append((batch, inline, ours, raw))
         latencies = trio.run(signal_latencies, args.store or f"sqlite:///{tmp}/latency.db",
                              args.signals)  # fmt: skip
     p50 = statistics.median(latencies)
@@ -196,8 +197,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     print("| batch size | trexec steps/s | raw sqlite3 loop steps/s | ratio |")
     print("|---|---|---|---|")
-    for batch, ours, raw in rows:
-        print(f"| {batch} | {ours:,.0f} | {raw:,.0f} | {ours / raw:.2f} |")
+    for batch, inline, ours, raw in rows:
+        label = f"{batch}, inline" if inline else str(batch)
+        print(f"| {label} | {ours:,.0f} | {raw:,.0f} | {ours / raw:.2f} |")
     print("\n# Signal to next step on SQLite\n")
     print(f"{len(latencies)} signals, one process, 8 workers; milliseconds (lower is better).\n")
     print("| | p50 ms | p99 ms |")
@@ -210,13 +212,8 @@ def main(argv: list[str] | None = None) -> None:
                 "instances": args.instances,
                 "workers": args.workers,
                 "runs": [
-                    {
-                        "batch": int(b.split(",")[0]),
-                        "inline": "inline" in b,
-                        "trexec_steps_per_s": o,
-                        "raw_sqlite3_steps_per_s": r,
-                    }
-                    for b, o, r in rows
+                    {"batch": b, "inline": i, "trexec_steps_per_s": o, "raw_sqlite3_steps_per_s": r}
+                    for b, i, o, r in rows
                 ],
                 "latency_p50_ms": p50 * 1000,
                 "latency_p99_ms": p99 * 1000,

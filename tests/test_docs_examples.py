@@ -18,6 +18,7 @@ Other fences (``console``, ``text``, ``sql``, ``pycon``...) are not run.
 
 from __future__ import annotations
 
+import functools
 import os
 import pathlib
 import re
@@ -130,6 +131,7 @@ def _marks(page: pathlib.Path) -> list[pytest.MarkDecorator]:
 RUN_PAGES = [p for p in PAGES if any(b.not_run_reason is None for b in parse_blocks(p))]
 
 
+@functools.cache
 def _isolated(page: pathlib.Path) -> bool:
     """A page that may run beside another: its own directory is all it touches
     (no PostgreSQL database, no network port)."""

@@ -69,13 +69,15 @@ PARENT_ADD_CHILDREN = (
 # worker runs (LATERAL), merged by (priority DESC, run_at, id). Each scan locks at
 # most `limit` rows; the rows the merge leaves out are unlocked at commit.
 _MACHINES = "unnest(%(machines)s::text[], %(versions)s::int[]) AS m(machine, version)"
+#: The claim index's condition (migration 4): runnable, and not blocked by a key.
+_RUNNABLE = "status IN ('scheduled', 'awaiting') AND NOT key_blocked"
 
 
 def _runnable(columns: str) -> str:
     return (
         f"SELECT r.* FROM {_MACHINES}, LATERAL (SELECT {columns} FROM trexec_instances"
         " WHERE machine = m.machine AND version = m.version"
-        f" AND status IN ('scheduled', 'awaiting') AND NOT key_blocked AND run_at <= {NOW}"
+        f" AND {_RUNNABLE} AND run_at <= {NOW}"
         " ORDER BY priority DESC, run_at, id LIMIT %(limit)s FOR UPDATE SKIP LOCKED) r"
         " ORDER BY r.priority DESC, r.run_at, r.id LIMIT %(limit)s"
     )
@@ -164,7 +166,6 @@ THROTTLE_ROWS = (
 # spec §11.1.3: the earliest run_at of each machine, from the claim index: a loose
 # scan of the machine's distinct priorities (one probe each), then the first row
 # of each priority in run_at order. No index of its own (spec §8.7.3).
-_RUNNABLE = "status IN ('scheduled', 'awaiting') AND NOT key_blocked"
 NEXT_DUE = (
     "WITH RECURSIVE p(machine, version, priority) AS ("
     " SELECT m.machine, m.version, (SELECT max(priority) FROM trexec_instances"

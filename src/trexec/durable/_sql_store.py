@@ -20,9 +20,10 @@ T = TypeVar("T")
 class SqlStore(Store):
     """A :class:`Store` over SQL. Subclasses set ``_sql`` (a module defining
     ``GET_BY_ID``, ``GET_BY_KEY``, ``INBOX``, ``CHILDREN``, ``LIST`` and
-    ``MACHINES``, each a statement taking the placeholder ``_mark``), and implement ``_read`` (run a
-    read-only function on a connection, mapping driver errors) and, if their
-    rows differ from ``_store_rules.record``'s, ``_record``."""
+    ``MACHINES``, each a statement taking the placeholder ``_mark``), and
+    implement ``_read`` (run a read-only function on a connection, mapping
+    driver errors) and, if their rows differ from ``_store_rules.record``'s,
+    ``_record``."""
 
     _sql: ClassVar[ModuleType]
     _mark: ClassVar[str]

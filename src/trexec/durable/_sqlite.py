@@ -84,9 +84,12 @@ class SqliteStore(ObserveMixin, SqlStore):
             InlineSqlite(self._connect, name, busy_timeout) if inline
             else SqliteThread(self._connect, name=name)
         )  # fmt: skip
-        #: True when calls run on the Trio thread (spec §5.11.6).
-        self.inline = inline
         self._closed = False
+
+    @property
+    def inline(self) -> bool:
+        """True when calls run on the Trio thread (spec §5.11.6)."""
+        return isinstance(self._thread, InlineSqlite)
 
     def _connect(self) -> sqlite3.Connection:
         connection = sqlite3.connect(

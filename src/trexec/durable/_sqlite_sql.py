@@ -165,24 +165,25 @@ PARENT_ADD_CHILD = (
 )
 
 # --- claim (spec §5.5, §11) --------------------------------------------------
+#: The claim index's condition (migration 3): runnable, and not blocked by a key.
+_RUNNABLE = "status IN ('scheduled', 'awaiting') AND key_blocked = 0"
 # spec §11.1: claim order is (priority DESC, run_at, id). The claim walks the
 # distinct priorities of runnable rows from the highest down (one index probe
 # each) and reads each priority's due rows in (run_at, id) order: rows due
 # later never stand in the way, whatever their priority.
 RUNNABLE_TOP_PRIORITY = (
-    "SELECT MAX(priority) FROM instances INDEXED BY instances_claim"
-    " WHERE status IN ('scheduled', 'awaiting') AND key_blocked = 0"
+    f"SELECT MAX(priority) FROM instances INDEXED BY instances_claim WHERE {_RUNNABLE}"
 )
 RUNNABLE_PRIORITY_BELOW = (
     "SELECT MAX(priority) FROM instances INDEXED BY instances_claim"
-    " WHERE status IN ('scheduled', 'awaiting') AND key_blocked = 0 AND priority < ?"
+    f" WHERE {_RUNNABLE} AND priority < ?"
 )
 # The machine filter is appended as "(machine, version) IN (VALUES ...)". The
 # planner would otherwise pick instances_machine_status and sort every runnable row.
 CLAIM_CANDIDATES = (
     "SELECT id, status, rate_limit, weight, concurrency_key, concurrency_limit"
     " FROM instances INDEXED BY instances_claim"
-    " WHERE status IN ('scheduled', 'awaiting') AND key_blocked = 0 AND priority = ?"
+    f" WHERE {_RUNNABLE} AND priority = ?"
     " AND run_at <= ? AND (machine, version) IN ({}) ORDER BY run_at, id LIMIT ?"
 )
 # spec §11.2: the slots a key's running rows hold.
@@ -216,7 +217,6 @@ BUCKET_SET = (
 # each priority's rows in run_at order up to the first of these machines. Rows
 # blocked by their key are not due (spec §11.2): no spinning on them. The
 # machine filter is appended as "(machine, version) IN (VALUES ...)".
-_RUNNABLE = "status IN ('scheduled', 'awaiting') AND key_blocked = 0"
 NEXT_DUE = (
     "WITH RECURSIVE p(priority) AS ("
     f"SELECT MAX(priority) FROM instances INDEXED BY instances_claim WHERE {_RUNNABLE}"

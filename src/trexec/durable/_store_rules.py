@@ -243,7 +243,7 @@ def list_query(
     else:
         if key is not None:
             select += key_hint
-        filters = [(c, v) for c, v in (("status", status), ("machine", machine), ("key", key))]
+        filters = (("status", status), ("machine", machine), ("key", key))
         return _ranged(select, mark, filters, after_id, before_id, order, limit)
     if not branches:
         return f"{select} WHERE 1 = 0", []
@@ -270,13 +270,8 @@ def _ranged(
     order: str,
     limit: int,
 ) -> tuple[str, list[Any]]:
-    where, params = _where(mark, filters, after_id, before_id)
-    return f"{select}{where} ORDER BY id {order} LIMIT {mark}", [*params, limit]
-
-
-def _where(
-    mark: str, filters: Iterable[tuple[str, object]], after_id: int | None, before_id: int | None
-) -> tuple[str, list[Any]]:
+    """One index range scan: the equalities of ``filters`` that are not None,
+    the id bounds, in id order, at most ``limit`` rows."""
     clauses: list[str] = []
     params: list[Any] = []
     for column, value in filters:
@@ -289,7 +284,8 @@ def _where(
     if before_id is not None:
         clauses.append(f"id < {mark}")
         params.append(before_id)
-    return (f" WHERE {' AND '.join(clauses)}" if clauses else ""), params
+    where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+    return f"{select}{where} ORDER BY id {order} LIMIT {mark}", [*params, limit]
 
 
 # --- the commit dispatch (spec §5.4) --------------------------------------------------------
