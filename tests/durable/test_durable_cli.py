@@ -77,6 +77,7 @@ def test_errors_are_one_line_without_traceback(url):
         (["worker", "--import", "machines", "--grace", "-1"], "--grace"),
         (["worker", "--import", "machines", "--poll-interval", "0"], "--poll-interval"),
         (["worker", "--import", "machines", "--batch-size", "0"], "--batch-size"),
+        (["worker", "--import", "machines", "--chain-steps", "0"], "--chain-steps"),
         (["ls", "--limit", "0"], "--limit"),  # was every row on SQLite, a driver error on PG
         (["prune", "--older-than", "-1"], "--older-than"),
         (["prune", "--older-than", "1", "--limit", "0"], "--limit"),

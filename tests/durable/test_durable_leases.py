@@ -135,11 +135,11 @@ async def test_a_store_error_is_retried_not_fatal(store, events, autojump_clock)
     real = store.complete_and_claim
     failures = []
 
-    async def flaky_complete_and_claim(commits, *args):
+    async def flaky_complete_and_claim(commits, *args, **kwargs):
         if not failures:  # the first commit fails, as if the database blipped
             failures.append(len(commits))
             raise durable.StoreError("connection lost")
-        return await real(commits, *args)
+        return await real(commits, *args, **kwargs)
 
     store.complete_and_claim = flaky_complete_and_claim
     async with durable.open_engine(store, [CountTo3], **FAST) as engine:
@@ -231,10 +231,10 @@ async def test_a_cancelled_block_still_commits_the_outcomes_that_finished(store,
     real, gate = store.complete_and_claim, trio.Event()
     Second.busy = trio.Event()
 
-    async def slow_complete_and_claim(commits, *args):
+    async def slow_complete_and_claim(commits, *args, **kwargs):
         Second.busy.set()
         await gate.wait()
-        return await real(commits, *args)
+        return await real(commits, *args, **kwargs)
 
     async def open_gate_soon():
         await trio.sleep(0.05)

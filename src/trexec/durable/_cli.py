@@ -189,6 +189,8 @@ def migrate(store_url: str, debug: bool) -> None:
 @click.option("--lease", type=_SECONDS, default=30.0, show_default=True, help="Lease in seconds.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,
               help="Claims per transaction.")  # fmt: skip
+@click.option("--chain-steps", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Most steps an instance runs in a row on one claim.")  # fmt: skip
 @click.option("--grace", type=click.FloatRange(min=0), default=10.0, show_default=True,
               help="Seconds in-flight steps may take to finish on Ctrl-C.")  # fmt: skip
 @click.option("--poll-interval", type=_SECONDS, default=1.0, show_default=True,
@@ -200,6 +202,7 @@ def worker(
     workers: int,
     lease: float,
     batch_size: int,
+    chain_steps: int,
     grace: float,
     poll_interval: float,
 ) -> None:
@@ -243,6 +246,7 @@ def worker(
                     workers=workers,
                     lease=lease,
                     batch_size=batch_size,
+                    chain_steps=chain_steps,
                     shutdown_grace=grace,
                     poll_interval=poll_interval,
                 ),

@@ -1,4 +1,4 @@
-"""The completer (spec §5.5.3, §5.5.4, §5.5.9): groups the outcomes of steps
+"""The completer (spec §5.5.3, §5.5.4, §5.5.9, §5.5.13): groups the outcomes of steps
 that finish close together into one ``store.complete_and_claim`` transaction;
 an instance proceeds only after it."""
 
@@ -21,6 +21,7 @@ from ._records import (
     CommitStatus,
     DoneCommit,
     Job,
+    NextCommit,
     RateLimitPolicy,
     StopCommit,
 )
@@ -54,6 +55,7 @@ class Completer(Service):
         *,
         batch_size: int,
         lease: float,
+        chain_steps: int,
         spawn: Callable[..., Any],
     ) -> None:
         self._store = store
@@ -63,6 +65,11 @@ class Completer(Service):
         self._policies = policies
         self._batch_size = batch_size
         self._lease = lease
+        self._chain_steps = chain_steps
+        # spec §5.5.13: instance id -> steps its lease has run in a row, for
+        # the instances that kept their lease; an entry lives until its next
+        # outcome is committed.
+        self._chained: dict[int, int] = {}
         # Re-running `handle` after a child key clash is a step: it runs in the
         # engine's nursery, not in the completer's shielded scope.
         self._spawn = spawn
@@ -88,6 +95,14 @@ class Completer(Service):
                 batch = [await outcomes.get()]
             except trio.EndOfChannel:
                 return
+            # Steps that never wait finish within a scheduling round: let the
+            # workers run the jobs they hold before this commit, or it would
+            # split what they hold into two transactions.
+            while len(outcomes) + 1 < batch_size:
+                before = len(outcomes)
+                await trio.lowlevel.checkpoint()
+                if len(outcomes) == before:
+                    break
             for _ in range(min(batch_size - 1, len(outcomes))):
                 batch.append(outcomes.get_nowait())
             commits = [outcome[0] for outcome in batch]
@@ -96,15 +111,17 @@ class Completer(Service):
             # flight (the picker's, other completers') count as held.
             limit = max(0, min(batch_size, ledger.free() + len(batch))) if ledger.open else 0
             ledger.claiming += limit
+            # spec §5.5.13: a plain `next` may keep its lease and run on here.
+            keep = self._keep(batch, limit)
 
             async def complete(
-                commits: list[Commit] = commits, limit: int = limit
+                commits: list[Commit] = commits, limit: int = limit, keep: Any = keep
             ) -> tuple[list[CommitStatus], Claim]:
                 # A started write always commits (spec §5.11); shield it so the
                 # engine's record of what it holds never disagrees with the store.
                 with trio.CancelScope(shield=True):
                     done = await store.complete_and_claim(
-                        commits, self._runs, limit, self._lease, self._policies
+                        commits, self._runs, limit, self._lease, self._policies, keep=keep
                     )
                 return done
 
@@ -122,9 +139,39 @@ class Completer(Service):
                 batch, commits, statuses, strict=True
             ):
                 self._committed(commit, job, kind, duration, status)
+            if keep:
+                self._kept(claim, keep, batch)
             ledger.accept(claim)
             ledger.wake.set()
             ledger.capacity.set()
+
+    def _keep(self, batch: list[Outcome], limit: int) -> dict[int, int]:
+        """Instance id -> steps in a row, for the plain ``next`` outcomes whose
+        instance may keep its lease (spec §5.5.13)."""
+        chained, most = self._chained, self._chain_steps
+        keep: dict[int, int] = {}
+        if not chained and (most <= 1 or not limit):
+            return keep
+        for commit, _, _, _ in batch:
+            steps = chained.pop(commit.lease.id, 0) + 1 if chained else 1
+            if (
+                steps < most
+                and limit
+                and type(commit) is NextCommit
+                and commit.effects is None
+                and not commit.consumed
+                and commit.rate_limit is None
+            ):
+                keep[commit.lease.id] = steps
+        return keep
+
+    def _kept(self, claim: Claim, keep: Mapping[int, int], batch: list[Outcome]) -> None:
+        # The store returns kept rows as claimed jobs with the token they had; a
+        # row it put back in the queue and claimed again has a new token.
+        tokens = {job.id: job.token for _, job, _, _ in batch}
+        for job in claim.jobs:
+            if job.id in keep and tokens[job.id] == job.token:
+                self._chained[job.id] = keep[job.id]
 
     def _committed(self, commit: Commit, job: Job, kind: str, duration: float, status: str) -> None:
         ledger = self._ledger

@@ -21,7 +21,7 @@ Each operation's transaction body lives in ``_postgres_ops.py``, its SQL in
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
 from types import ModuleType
 from typing import Any, ClassVar, TypeVar
@@ -357,9 +357,9 @@ class PostgresStore(ObserveMixin, SqlStore):
             return []
         # Fenced, so safe to retry even after a COMMIT whose fate is unknown: an
         # applied commit then reports "stale" (spec §8.4.2).
-        return await self._run(
-            functools.partial(ops.complete, commits=commits, notify=self._notify), retry="always"
-        )
+        op = functools.partial(ops.complete, commits=commits, notify=self._notify)
+        statuses, _ = await self._run(op, retry="always")
+        return statuses
 
     async def complete_and_claim(
         self,
@@ -368,11 +368,15 @@ class PostgresStore(ObserveMixin, SqlStore):
         limit: int,
         lease: float,
         rate_limits: Mapping[str, RateLimitPolicy],
+        *,
+        keep: Collection[int] = (),
     ) -> tuple[list[CommitStatus], Claim]:
         """Both in ONE transaction (spec §8.8.3): the commits first, exactly as
-        :meth:`complete`, then the claim. Retried like ``complete``: if a
-        connection drops while ``COMMIT`` is in flight, the rows that claim took
-        are not handed out and come back through the reaper."""
+        :meth:`complete` (``keep``: spec §5.5.13), then the claim. Retried like
+        ``complete``: if a connection drops while ``COMMIT`` is in flight, the
+        rows that claim took are not handed out and come back through the
+        reaper. A kept row keeps its token, so the retry of a kept commit that
+        did apply applies it again, unchanged, and keeps the row again."""
         if not machines or limit <= 0:
             # spec §8.5.2: this engine claims nothing now (shutting down, or full):
             # its next/retry commits notify, or idle engines elsewhere would wait
@@ -380,12 +384,18 @@ class PostgresStore(ObserveMixin, SqlStore):
             only = functools.partial(
                 ops.complete, commits=commits, notify=self._notify, unclaimed=True
             )
-            return (await self._run(only, retry="always") if commits else []), Claim(())
+            return (await self._run(only, retry="always"))[0] if commits else [], Claim(())
         claim = claims.claim_op(machines, limit, lease, rate_limits)
+        keeping = ops.Keep(keep, limit, lease, machines) if keep else None
 
         def op(c: Conn) -> tuple[list[CommitStatus], Claim]:
-            statuses = ops.complete(c, commits, self._notify) if commits else []
-            return statuses, claim(c)
+            statuses, kept = (
+                ops.complete(c, commits, self._notify, keep=keeping) if commits else ([], [])
+            )
+            if not kept:
+                return statuses, claim(c)
+            more = claim(c, limit - len(kept)) if len(kept) < limit else Claim(())
+            return statuses, Claim(claims.jobs(c, kept) + more.jobs, more.throttled)
 
         # spec §8.1.2, §8.8.5: the common batch is two statements, each read at once.
         simple = ops.simple(commits) and not rate_limits

@@ -19,12 +19,12 @@ from typing import Any
 import psycopg
 
 from . import _postgres_sql as sql, _store_rules as rules
-from ._records import Claim, InstanceRecord, RateLimitPolicy, Throttled
+from ._records import Claim, InstanceRecord, Job, RateLimitPolicy, Throttled
 
 Conn = psycopg.Connection[Any]
 signal = rules.signal
 
-__all__ = ["admit", "apply_rate_limits", "claim_op"]
+__all__ = ["admit", "apply_rate_limits", "claim_op", "jobs"]
 
 
 def admit(c: Conn, candidates: Sequence[tuple[int, str | None, int]]) -> list[int]:
@@ -60,7 +60,7 @@ def claim_op(
     limit: int,
     lease: float,
     rate_limits: Mapping[str, RateLimitPolicy],
-) -> Callable[[Conn], Claim]:
+) -> Callable[..., Claim]:
     """The transaction body of ``Store.claim`` (spec §5.5, §8.7)."""
     params: dict[str, Any] = {
         "machines": [m for m, _ in machines],
@@ -69,11 +69,13 @@ def claim_op(
         "lease": float(lease),
     }
 
-    def op(c: Conn) -> Claim:
+    def op(c: Conn, limit: int = limit) -> Claim:
+        # `limit`: fewer rows than asked, when kept rows took the rest (§5.5.13).
+        args = params if limit == params["limit"] else {**params, "limit": limit}
         throttled: list[Throttled] = []
         if not rate_limits:
             # spec §8.7.1: one statement; SKIP LOCKED lets workers claim side by side.
-            rows = c.execute(sql.CLAIM, params).fetchall()
+            rows = c.execute(sql.CLAIM, args).fetchall()
             keyed = [(r[1], r[16], r[17]) for r in rows if not r[0]]
             if keyed:  # spec §11.2: rows with a concurrency key, locked, not yet claimed
                 chosen = admit(c, keyed)
@@ -81,45 +83,48 @@ def claim_op(
                     rows += [
                         (True, *row, *order[row[0]], None, None)
                         for order in [{r[1]: (r[14], r[15]) for r in rows}]
-                        for row in c.execute(sql.CLAIM_ROWS, {**params, "ids": chosen})
+                        for row in c.execute(sql.CLAIM_ROWS, {**args, "ids": chosen})
                     ]
             # RETURNING has no order: restore the claim's (priority DESC, run_at, id) order.
             rows = [row for row in rows if row[0]]
             rows.sort(key=lambda row: (-row[14], row[15], row[1]))
             claimed = [row[1:14] for row in rows]
         else:
-            candidates = c.execute(sql.CLAIM_CANDIDATES, params).fetchall()
+            candidates = c.execute(sql.CLAIM_CANDIDATES, args).fetchall()
             admitted = set(admit(c, [(r[0], r[3], r[4]) for r in candidates]))
             candidates = [r[:3] for r in candidates if r[0] in admitted]
             chosen, throttled = apply_rate_limits(c, candidates, rate_limits)
             claimed = []
             if chosen:
-                by_id = {
-                    row[0]: row for row in c.execute(sql.CLAIM_ROWS, {**params, "ids": chosen})
-                }
+                by_id = {row[0]: row for row in c.execute(sql.CLAIM_ROWS, {**args, "ids": chosen})}
                 claimed = [by_id[i] for i in chosen]
-        if not claimed:
-            return Claim((), tuple(throttled))
-        children: dict[int, list[InstanceRecord]] = {}
-        parents = [row[0] for row in claimed if row[10]]
-        if parents:
-            for row in c.execute(sql.CLAIM_CHILDREN, (parents,)):
-                child = rules.record(row)
-                assert child.parent_id is not None
-                children.setdefault(child.parent_id, []).append(child)
-        jobs = tuple(
-            rules.job(
-                row,
-                row[9],
-                [rules.signal(s) for s in row[12] or ()],
-                children.get(row[0], ()),
-                row[11],  # spec §14.2: the instance's trace context
-            )
-            for row in claimed
-        )
-        return Claim(jobs, tuple(throttled))
+        return Claim(jobs(c, claimed), tuple(throttled))
 
     return op
+
+
+def jobs(c: Conn, claimed: Sequence[Sequence[Any]]) -> tuple[Job, ...]:
+    """The jobs of claimed rows (the claim's ``RETURNING`` columns, the inbox
+    last), each with its children if it has any."""
+    if not claimed:
+        return ()
+    children: dict[int, list[InstanceRecord]] = {}
+    parents = [row[0] for row in claimed if row[10]]
+    if parents:
+        for row in c.execute(sql.CLAIM_CHILDREN, (parents,)):
+            child = rules.record(row)
+            assert child.parent_id is not None
+            children.setdefault(child.parent_id, []).append(child)
+    return tuple(
+        rules.job(
+            row,
+            row[9],
+            [rules.signal(s) for s in row[12] or ()],
+            children.get(row[0], ()),
+            row[11],  # spec §14.2: the instance's trace context
+        )
+        for row in claimed
+    )
 
 
 def apply_rate_limits(

@@ -8,9 +8,10 @@ errors; the SQL itself lives in ``_postgres_sql.py``.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
+import attrs
 import psycopg
 import psycopg.errors
 
@@ -35,6 +36,7 @@ from ._store import PRUNE_BATCH, prune_selection
 
 __all__ = [
     "CompleteBatch",
+    "Keep",
     "cancel",
     "complete",
     "complete_simple",
@@ -52,63 +54,108 @@ record = rules.record
 signal = rules.signal
 
 
+@attrs.frozen
+class Keep:
+    """Which plain ``next`` commits of a batch may keep their lease (spec
+    §5.5.13): instances in ``ids``, at most ``limit``, leased for ``lease``
+    seconds, checked against the runnable rows of ``machines``."""
+
+    ids: Collection[int]
+    limit: int
+    lease: float
+    machines: Sequence[tuple[str, int]]
+
+
 def complete(
     c: Conn,
     commits: Sequence[Commit],
     notify: Callable[[Conn], None],
     *,
     unclaimed: bool = False,
-) -> list[CommitStatus]:
-    """The transaction body of ``Store.complete`` (spec §5.4, §8.8).
+    keep: Keep | None = None,
+) -> tuple[list[CommitStatus], list[Any]]:
+    """The transaction body of ``Store.complete`` (spec §5.4, §8.8): the
+    statuses, and the rows ``keep`` kept (as the claim returns them, in commit
+    order; only a ``simple`` batch keeps any).
 
     ``unclaimed``: the committing engine claims nothing in this transaction (it
     is shutting down, or full), so ``next``/``retry`` commits notify too (§8.5.2).
     """
+    kept: list[Any] = []
+    chosen = rules.keepable(commits, keep.ids, keep.limit) if keep is not None else []
     if simple(commits):
-        statuses, wakes = complete_simple(c, commits)
+        statuses, wakes, kept = complete_simple(c, commits, chosen, keep)
     else:
         batch = CompleteBatch(c)
-        batch.lock(commits)
-        statuses = [batch.add(commit) for commit in commits]
+        batch.lock(commits)  # every row of the batch, kept ones too, in id order (§8.8.2)
+        taken = set(chosen)
+        rest = [commit for i, commit in enumerate(commits) if i not in taken]
+        applied = iter([batch.add(commit) for commit in rest])
         batch.flush()
         wakes = batch.wakes
+        if chosen:
+            # spec §5.5.13: the plain `next` commits that may keep their lease,
+            # after the rest: a row the rest put back in the queue now counts.
+            plain, n = [commits[i] for i in chosen], len(commits)
+            ruled, _, kept = complete_simple(c, plain, range(len(plain)), keep)
+            by_index = dict(zip(chosen, ruled, strict=True))
+            statuses = [by_index[i] if i in by_index else next(applied) for i in range(n)]
+        else:
+            statuses = list(applied)
     progressed = unclaimed and any(
         commit.kind in ("next", "retry") and status == "applied"
         for commit, status in zip(commits, statuses, strict=True)
     )
     if wakes or progressed:
         notify(c)
-    return statuses
+    return statuses, kept
 
 
-def complete_simple(c: Conn, commits: Sequence[Commit]) -> tuple[list[CommitStatus], bool]:
+def complete_simple(
+    c: Conn, commits: Sequence[Commit], chosen: Sequence[int] = (), keep: Keep | None = None
+) -> tuple[list[CommitStatus], bool, list[Any]]:
     """The common batch (``simple``) in one statement (spec §8.8.5); returns the
-    statuses, as ``CompleteBatch.add`` gives them, and whether a parent woke."""
+    statuses, as ``CompleteBatch.add`` gives them, whether a parent woke, and
+    the rows kept of the ``next`` commits at indexes ``chosen`` (spec §5.5.13)."""
+    keeping = set(chosen)
     rows = [
         (
-            x.lease.id, x.lease.token, x.kind, x.step, x.state, x.rate_limit, x.weight, None
+            x.lease.id, x.lease.token, "keep" if i in keeping else "next", x.step, x.state,
+            x.rate_limit, x.weight, None,
         ) if isinstance(x, NextCommit) else (
             x.lease.id, x.lease.token, x.kind, None,
             None if x.effects is None else x.effects.state,  # only_state: a final state
             None, None,
             x.result if isinstance(x, DoneCommit) else x.error,  # type: ignore[union-attr]
         )
-        for x in commits
+        for i, x in enumerate(commits)
     ]  # fmt: skip
-    cursor = c.execute(sql.COMPLETE_SIMPLE, (json.dumps(rows, ensure_ascii=False),))
+    machines = keep.machines if keep is not None else ()
+    params = {
+        "batch": json.dumps(rows, ensure_ascii=False),
+        "machines": [m for m, _ in machines],
+        "versions": [v for _, v in machines],
+        "lease": float(keep.lease) if keep is not None else 0.0,
+    }
+    cursor = c.execute(sql.COMPLETE_SIMPLE, params)
     fenced = {row[0]: row[1:] for row in cursor.fetchall()}
     statuses: list[CommitStatus] = []
     finished: list[int] = []
     parents: list[int] = []
+    kept: list[Any] = []
     for commit in commits:
-        status, token, parent_id = fenced.get(commit.lease.id, ("gone", 0, None))
+        status, token, parent_id, was_kept, *claimed = fenced.get(
+            commit.lease.id, ("gone", 0, None, None)
+        )
         if status == "cancelled":
             statuses.append("cancelled")
         elif status != "running" or token != commit.lease.token:
             statuses.append("stale")  # spec §5.8.2: fenced (an unknown row too)
         else:
             statuses.append("applied")
-            if commit.kind != "next":
+            if was_kept:
+                kept.append(claimed)
+            elif commit.kind != "next":
                 finished.append(commit.lease.id)
                 if parent_id is not None:
                     parents.append(parent_id)
@@ -117,11 +164,11 @@ def complete_simple(c: Conn, commits: Sequence[Commit]) -> tuple[list[CommitStat
         # whose snapshot sees every signal committed before the row locks.
         c.execute(sql.CLEAR_INBOXES, (finished,))
     if not parents:
-        return statuses, False
+        return statuses, False, kept
     # spec §5.7: the parents' barrier; parents locked in id order (§8.8.2).
     c.execute(sql.LOCK_ROWS, (sorted(set(parents)),))
     woke = c.execute(sql.PARENTS_CHILDREN_FINISHED, (parents,)).fetchall()
-    return statuses, any(s == "scheduled" for _, s in woke)
+    return statuses, any(s == "scheduled" for _, s in woke), kept
 
 
 def simple(commits: Sequence[Commit]) -> bool:

@@ -103,6 +103,13 @@ _CLAIMED = ", ".join("i." + c for c in _CLAIMED_COLUMNS.split(", ")) + (
 )
 # spec §11.2: a candidate with a concurrency key is not claimed here: it comes
 # back (locked, `claimed` false) for keys.admit, which claims it with CLAIM_ROWS.
+# spec §5.5.13: what a kept row returns, as a claim returns it (the inbox only
+# for kept rows: CASE evaluates the subquery lazily).
+_KEPT = ", ".join("i." + c for c in _CLAIMED_COLUMNS.split(", ")) + (
+    ", CASE WHEN d.kept THEN (SELECT json_agg(json_build_array(s.id, s.name, s.payload,"
+    f" s.dedup_key, {epoch('s.created_at')}) ORDER BY s.id) FROM trexec_signals s"
+    " WHERE s.instance_id = i.id) END"
+)
 CLAIM = (
     f"WITH c AS ({_runnable('id, priority, run_at, concurrency_key, concurrency_limit')}),"
     f" u AS (UPDATE trexec_instances i SET {_CLAIM_SET} FROM c"
@@ -251,29 +258,47 @@ FENCE = (
 COMPLETE_SIMPLE = (
     "WITH c AS MATERIALIZED (SELECT (e->>0)::bigint AS id, (e->>1)::bigint AS token,"
     " e->>2 AS kind, e->>3 AS step, e->>4 AS state, e->>5 AS rate_limit,"
-    " (e->>6)::int AS weight, e->>7 AS out FROM jsonb_array_elements(%s::jsonb) AS e),"
+    " (e->>6)::int AS weight, e->>7 AS out FROM jsonb_array_elements(%(batch)s::jsonb) AS e),"
     f" t AS MATERIALIZED (SELECT {NOW} AS now),"
     f" k AS (SELECT pg_advisory_xact_lock({_KEY_LOCK}) FROM (SELECT DISTINCT"
     " concurrency_key AS k FROM trexec_instances WHERE id = ANY(ARRAY(SELECT id FROM c))"
     " AND concurrency_key IS NOT NULL ORDER BY 1) s),"
-    " f AS (SELECT id, status, token, parent_id FROM trexec_instances"
+    " f AS (SELECT id, status, token, parent_id, priority, concurrency_key FROM trexec_instances"
     " WHERE id = ANY(ARRAY(SELECT id FROM c)) AND (SELECT count(*) FROM k) >= 0"
     " ORDER BY id FOR UPDATE),"
+    # The commits whose row this transaction holds (fenced, spec §5.8.2).
+    " b AS MATERIALIZED (SELECT c.*, f.priority, f.concurrency_key FROM c JOIN f"
+    " ON f.id = c.id AND f.status = 'running' AND f.token = c.token),"
+    # spec §5.5.13: a 'keep' row stays running unless its key, its next step's
+    # rate limit or a higher priority sends it back to the queue. The priority
+    # to reach (computed once, and only if the batch has a 'keep' row: CASE is
+    # lazy) is the highest of the machines' runnable rows and of the rows this
+    # batch puts back in the queue.
+    f" top AS (SELECT GREATEST((SELECT max(r.priority) FROM {_MACHINES}, LATERAL"
+    " (SELECT priority FROM trexec_instances WHERE machine = m.machine AND version = m.version"
+    f" AND {_RUNNABLE} ORDER BY priority DESC LIMIT 1) r),"
+    " (SELECT max(priority) FROM b WHERE kind = 'next' OR (kind = 'keep'"
+    " AND (concurrency_key IS NOT NULL OR rate_limit IS NOT NULL)))) AS p),"
+    " d AS MATERIALIZED (SELECT b.*, CASE WHEN b.kind = 'keep'"
+    " THEN b.concurrency_key IS NULL AND b.rate_limit IS NULL"
+    " AND b.priority >= COALESCE((SELECT p FROM top), 0) ELSE false END AS kept FROM b),"
     " u AS (UPDATE trexec_instances i SET"
-    " status = CASE c.kind WHEN 'next' THEN 'scheduled' WHEN 'done' THEN 'done'"
-    " ELSE 'stopped' END,"
-    " step = CASE WHEN c.kind = 'next' THEN c.step ELSE i.step END,"
-    " state = CASE WHEN c.kind = 'next' THEN c.state ELSE COALESCE(c.state, i.state) END,"
-    " attempt = CASE WHEN c.kind = 'next' THEN 1 ELSE i.attempt END,"
-    " run_at = CASE WHEN c.kind = 'next' THEN t.now END, awaits = '{}',"
-    " rate_limit = CASE WHEN c.kind = 'next' THEN c.rate_limit END,"
-    " weight = CASE WHEN c.kind = 'next' THEN c.weight ELSE i.weight END,"
-    " result = CASE WHEN c.kind = 'done' THEN c.out ELSE i.result END,"
-    " error = CASE WHEN c.kind = 'stop' THEN c.out ELSE i.error END,"
-    " lease_expires_at = NULL, updated_at = t.now"
-    " FROM c, f, t WHERE f.id = c.id AND f.status = 'running' AND f.token = c.token"
-    " AND i.id = c.id RETURNING i.id)"
-    " SELECT id, status, token, parent_id FROM f"
+    " status = CASE WHEN d.kept THEN 'running' WHEN d.kind IN ('next', 'keep')"
+    " THEN 'scheduled' WHEN d.kind = 'done' THEN 'done' ELSE 'stopped' END,"
+    " step = CASE WHEN d.kind IN ('next', 'keep') THEN d.step ELSE i.step END,"
+    " state = CASE WHEN d.kind IN ('next', 'keep') THEN d.state"
+    " ELSE COALESCE(d.state, i.state) END,"
+    " attempt = CASE WHEN d.kind IN ('next', 'keep') THEN 1 ELSE i.attempt END,"
+    " run_at = CASE WHEN d.kind IN ('next', 'keep') AND NOT d.kept THEN t.now END,"
+    " awaits = '{}',"
+    " rate_limit = CASE WHEN d.kind IN ('next', 'keep') THEN d.rate_limit END,"
+    " weight = CASE WHEN d.kind IN ('next', 'keep') THEN d.weight ELSE i.weight END,"
+    " result = CASE WHEN d.kind = 'done' THEN d.out ELSE i.result END,"
+    " error = CASE WHEN d.kind = 'stop' THEN d.out ELSE i.error END,"
+    " lease_expires_at = CASE WHEN d.kept THEN t.now + make_interval(secs => %(lease)s) END,"
+    " updated_at = t.now FROM d, t WHERE i.id = d.id"
+    f" RETURNING d.kept, {_KEPT})"
+    " SELECT f.id, f.status, f.token, f.parent_id, u.* FROM f LEFT JOIN u ON u.kept AND u.id = f.id"
 )
 # The trailing "i.id = ANY(ids)" lets the planner probe the primary key instead of
 # hash-joining the whole table (it cannot size an unnest() parameter).

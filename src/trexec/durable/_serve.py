@@ -39,6 +39,7 @@ class EngineConfig:
     workers: int
     lease: float
     batch_size: int
+    chain_steps: int
     poll_interval: float
     shutdown_grace: float
     heartbeat_interval: float
@@ -66,9 +67,11 @@ async def serve(
                 store, ledger, runs, policies, batch_size=config.batch_size,
                 lease=config.lease, poll_interval=config.poll_interval,
             )  # fmt: skip
+            # spec §5.5.3: one commit may carry every job the engine holds; one
+            # of batch_size would cut them in two transactions, one of `workers`.
             completer = Completer(
-                store, ledger, runner, runs, policies, batch_size=config.batch_size,
-                lease=config.lease, spawn=nursery.start_soon,
+                store, ledger, runner, runs, policies, batch_size=ledger.max_held,
+                lease=config.lease, chain_steps=config.chain_steps, spawn=nursery.start_soon,
             )  # fmt: skip
             workers = Workers(ledger, runner, config.workers, completer.outcomes)
             heartbeat = Heartbeat(

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
 from types import ModuleType
 from typing import Any, ClassVar, TypeVar
@@ -186,10 +186,17 @@ class SqliteStore(ObserveMixin, SqlStore):
             claim_rows = sql.CLAIM_ROWS.format(ops.placeholders(len(ids)))
             by_id = {r[0]: r for r in c.execute(claim_rows, (now + lease, now, *ids))}
             claimed = [by_id[id_] for id_ in ids]  # in claim order (spec §11.1)
+        return Claim(self._jobs(c, claimed), tuple(throttled))
+
+    def _jobs(self, c: sqlite3.Connection, claimed: Sequence[Any]) -> tuple[Job, ...]:
+        """The jobs of claimed rows (``CLAIM_ROWS`` columns): each with its
+        inbox and, if it has any, its children."""
+        if not claimed:
+            return ()
+        ids = [row[0] for row in claimed]
         inbox: dict[int, list[SignalRecord]] = {}
-        if claimed:
-            for iid, *signal in c.execute(sql.CLAIM_INBOX.format(ops.placeholders(len(ids))), ids):
-                inbox.setdefault(iid, []).append(rules.signal(signal))
+        for iid, *signal in c.execute(sql.CLAIM_INBOX.format(ops.placeholders(len(ids))), ids):
+            inbox.setdefault(iid, []).append(rules.signal(signal))
         jobs = []
         for row in claimed:
             id_, token, machine, version, step, attempt, state, key, parent_id, awaits = row[:10]
@@ -203,7 +210,7 @@ class SqliteStore(ObserveMixin, SqlStore):
                 Job(id_, token, machine, version, step, attempt, state, key, parent_id, waits,
                     signals, children, row[11])
             )  # fmt: skip
-        return Claim(tuple(jobs), tuple(throttled))
+        return tuple(jobs)
 
     async def next_due(self, machines: Sequence[tuple[str, int]]) -> float | None:
         if not machines:
@@ -283,16 +290,24 @@ class SqliteStore(ObserveMixin, SqlStore):
         limit: int,
         lease: float,
         rate_limits: Mapping[str, RateLimitPolicy],
+        *,
+        keep: Collection[int] = (),
     ) -> tuple[list[CommitStatus], Claim]:
-        """Both in ONE transaction and one hop (spec §5.5.3)."""
+        """Both in ONE transaction and one hop (spec §5.5.3); ``keep`` as
+        :meth:`Store.complete_and_claim` (spec §5.5.13)."""
         if not machines or limit <= 0:
             return await self.complete(commits), Claim(())
 
         def op(c: sqlite3.Connection) -> tuple[list[CommitStatus], Claim]:
             with ops.write(c):
                 now = self._clock()
-                statuses = ops.complete_many(c, commits, now)
-                return statuses, self._claim_in(c, now, machines, limit, lease, rate_limits)
+                statuses, kept = ops.complete_keeping(c, commits, keep, limit, now, now + lease)
+                claim = Claim(())
+                if len(kept) < limit:
+                    claim = self._claim_in(c, now, machines, limit - len(kept), lease, rate_limits)
+                if kept:
+                    claim = Claim(self._jobs(c, kept) + claim.jobs, claim.throttled)
+                return statuses, claim
 
         return await self._run(op)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -219,6 +219,52 @@ def complete_many(
         if statuses[i] is None:
             statuses[i] = complete_one(c, commit, now)
     return [status for status in statuses if status is not None]
+
+
+def complete_keeping(
+    c: sqlite3.Connection,
+    commits: Sequence[Commit],
+    keep: Collection[int],
+    limit: int,
+    now: float,
+    until: float,
+) -> tuple[list[CommitStatus], list[Any]]:
+    """:func:`complete_many`, except that up to ``limit`` plain ``next`` commits
+    of instances in ``keep`` may keep their lease until ``until`` (spec §5.5.13).
+    Returns the statuses and the kept rows (``CLAIM_ROWS`` columns, in commit
+    order). The other commits apply first: a row they make runnable counts
+    when the kept rows' priority is checked."""
+    chosen = rules.keepable(commits, keep, limit)
+    if not chosen:
+        return complete_many(c, commits, now), []
+    statuses: list[CommitStatus | None] = [None] * len(commits)
+    taken = set(chosen)
+    rest = [i for i in range(len(commits)) if i not in taken]
+    for i, status in zip(rest, complete_many(c, [commits[i] for i in rest], now), strict=True):
+        statuses[i] = status
+    ids = [commits[i].lease.id for i in chosen]
+    (top,) = c.execute(sql.KEEP_TOP_PRIORITY.format(placeholders(len(ids))), ids).fetchone()
+    kept: dict[int, Any] = {}
+    for start in range(0, len(chosen), BULK_ROWS):
+        params: list[Any] = [until, now]
+        for i in chosen[start : start + BULK_ROWS]:
+            commit = commits[i]
+            assert isinstance(commit, NextCommit)
+            params += (commit.lease.id, commit.lease.token, commit.step, commit.state,
+                       commit.weight)  # fmt: skip
+        params.append(top or 0)  # the last placeholder, after the VALUES
+        n = min(BULK_ROWS, len(chosen) - start)
+        query = sql.COMPLETE_KEEP_MANY.format("VALUES " + placeholders(n, 5))
+        kept.update((row[0], row) for row in c.execute(query, params))
+    back = [i for i in chosen if commits[i].lease.id not in kept]
+    for i, status in zip(back, complete_many(c, [commits[i] for i in back], now), strict=True):
+        statuses[i] = status
+    rows = []
+    for i in chosen:
+        if (row := kept.get(commits[i].lease.id)) is not None:
+            statuses[i] = "applied"
+            rows.append(row)
+    return [status for status in statuses if status is not None], rows
 
 
 def _next_many(

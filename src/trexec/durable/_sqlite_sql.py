@@ -320,6 +320,29 @@ COMPLETE_DONE_MANY = (
     " WHERE instances.id = v.column1 AND instances.token = v.column2"
     " AND instances.status = 'running' RETURNING instances.id, instances.token, instances.parent_id"
 )
+# spec §5.5.13: a batch's plain ``next`` commits that keep their lease: the row
+# stays ``running`` (same token, so a fenced retry is idempotent) at its new
+# step, leased until ``?``, and comes back as a claim would return it.
+# "VALUES (id, token, step, state, weight), ..." is appended. No rate limit
+# (the caller's filter), no concurrency key (its slot goes back through the
+# queue), and a priority no runnable row beats (the last ``?``).
+COMPLETE_KEEP_MANY = (
+    "UPDATE instances SET step = v.column3, state = v.column4, attempt = 1, awaits = '[]',"
+    " rate_limit = NULL, weight = v.column5, lease_expires_at = ?, updated_at = ? FROM ({}) AS v"
+    " WHERE instances.id = v.column1 AND instances.token = v.column2"
+    " AND instances.status = 'running' AND instances.concurrency_key IS NULL"
+    " AND instances.priority >= ?"
+    " RETURNING instances.id, instances.token, instances.machine, instances.version,"
+    " instances.step, instances.attempt, instances.state, instances.key, instances.parent_id,"
+    " instances.awaits, instances.child_count, instances.trace_context"
+)
+# The priority a kept row must reach: the highest runnable one, or of a row of
+# the batch that goes back to the queue for its key ("id IN (...)" appended).
+KEEP_TOP_PRIORITY = (
+    "SELECT MAX(p) FROM (SELECT MAX(priority) AS p FROM instances INDEXED BY instances_claim"
+    f" WHERE {_RUNNABLE} UNION ALL SELECT MAX(priority) FROM instances"
+    " WHERE id IN ({}) AND concurrency_key IS NOT NULL)"
+)
 CLEAR_INBOXES = "DELETE FROM signals WHERE instance_id IN ({})"
 CLEAR_INBOX = "DELETE FROM signals WHERE instance_id = ?"
 PARENT_CHILD_FINISHED = (

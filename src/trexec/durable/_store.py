@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import abc
 import builtins
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 
 from .. import _validate
 from ._exceptions import StoreError
@@ -172,11 +172,23 @@ class Store(abc.ABC):
         limit: int,
         lease: float,
         rate_limits: Mapping[str, RateLimitPolicy],
+        *,
+        keep: Collection[int] = (),
     ) -> tuple[list[CommitStatus], Claim]:
         """``complete(commits)``, then ``claim(machines, limit, ...)`` if ``limit`` > 0
         (spec §5.5.3). This default makes two transactions; a store may do both
         in one (the SQLite store does). Either way the commits are applied
-        exactly as by ``complete``, before the claim reads anything."""
+        exactly as by ``complete``, before the claim reads anything.
+
+        ``keep``: ids of instances whose plain ``next`` commit may keep its
+        lease (spec §5.5.13). A store that keeps one leaves the row ``running``
+        at its new step, with the same token and its lease renewed to ``now +
+        lease``, and returns it among the claim's jobs, first, in place of one
+        of the ``limit`` rows; its status is ``"applied"``. It keeps a row only
+        if its next step has no rate limit, the row has no concurrency key,
+        and no runnable row of these machines (nor a row this batch makes
+        runnable) has a higher priority. Keeping none is always correct: this
+        default keeps none."""
         statuses = await self.complete(commits)
         if limit <= 0:
             return statuses, Claim(())

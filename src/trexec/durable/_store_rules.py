@@ -13,7 +13,7 @@ notification, and calls these for the decisions.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any, Protocol, assert_never
 
 import attrs
@@ -43,6 +43,7 @@ __all__ = [
     "child_of",
     "dispatch",
     "job",
+    "keepable",
     "key_taken",
     "list_query",
     "migrate",
@@ -51,6 +52,31 @@ __all__ = [
     "record",
     "signal",
 ]
+
+# --- keeping a lease (spec §5.5.13) -------------------------------------------------
+
+
+def keepable(commits: Sequence[Commit], keep: Collection[int], limit: int) -> list[int]:
+    """The indexes of the first ``limit`` commits that may keep their lease:
+    plain ``next`` commits (no effects, nothing consumed, no rate limit for
+    the next step) of instances in ``keep``. The store still checks the row
+    (concurrency key, priority) and applies the others as plain ``next``."""
+    if not keep or limit <= 0:
+        return []
+    chosen = []
+    for i, commit in enumerate(commits):
+        if (
+            type(commit) is NextCommit
+            and commit.lease.id in keep
+            and commit.effects is None
+            and not commit.consumed
+            and commit.rate_limit is None
+        ):
+            chosen.append(i)
+            if len(chosen) == limit:
+                break
+    return chosen
+
 
 # --- schema (spec §5.2) -------------------------------------------------------------
 

@@ -9,7 +9,7 @@ lease belongs to from the claims it passes through.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 
 from .. import _validate
 from ..durable import Machine, Store, StoreError
@@ -157,10 +157,12 @@ class FaultyStore(Store):
         limit: int,
         lease: float,
         rate_limits: Mapping[str, RateLimitPolicy],
+        *,
+        keep: Collection[int] = (),
     ) -> tuple[list[CommitStatus], Claim]:
         decided, kept = await self._commit(commits)
         applied, claim = await self.inner.complete_and_claim(
-            kept, machines, limit, lease, rate_limits
+            kept, machines, limit, lease, rate_limits, keep=keep
         )
         return self._merge(commits, decided, applied), self._seen(claim)
 
