@@ -229,3 +229,37 @@ async def test_chain_steps_is_validated(store):
         with pytest.raises(trexec.InvalidArgument, match="chain_steps"):
             async with durable.open_engine(store, [CountTo3], chain_steps=bad):
                 pass
+
+
+class Yields(durable.Machine):
+    """Three steps, each a schedule point that never waits."""
+
+    name = "yields"
+
+    async def step(self, step: str, ctx: durable.Context) -> durable.Outcome:
+        await trio.sleep(0)
+        return durable.Next(step + "+", None) if len(step) < 3 else durable.Done(None)
+
+
+@pytest.mark.parametrize(
+    ("machine", "state", "first"), [(CountTo3, Counter(), "start"), (Yields, None, "a")]
+)
+async def test_one_commit_carries_every_job_the_engine_holds(
+    store, autojump_clock, machine, state, first
+):
+    """spec §5.5.3: up to workers + batch_size outcomes per transaction, and
+    the steps that never wait are gathered into it, not split in two (Yields:
+    each step lets the completer run before the next step starts)."""
+    real, sizes = store.complete_and_claim, []
+
+    async def recording(commits, *args, **kwargs):  # type: ignore[no-untyped-def]
+        sizes.append(len(commits))
+        return await real(commits, *args, **kwargs)
+
+    store.complete_and_claim = recording
+    specs = [durable.InsertSpec(machine, state, step=first) for _ in range(12)]
+    async with durable.open_engine(store, [machine], workers=2, batch_size=4, **FAST) as engine:
+        ids = await engine.insert_many(specs)
+        for id_ in ids:
+            await engine.wait(id_, timeout=10)
+    assert max(sizes) == 6 and sum(sizes) == 36, sizes
