@@ -9,7 +9,9 @@ workers drains them; figure = steps/s from the engine's start until every
 instance is done (insert time excluded). Run once with batch claims and grouped
 completions (``batch_size=64``), again with the store's calls inline on the
 Trio thread (``?inline=true``, spec §5.11.6: no thread hop), and once with
-``batch_size=1`` (one claim and one commit per step).
+``batch_size=1`` (claims of one row; the completer still commits up to
+``workers + 1`` outcomes at once, spec §5.5.3, and a plain ``Next`` keeps its
+lease, spec §5.5.13).
 
 Baseline (the ceiling): the least a durable queue must do per step, written by
 hand with stdlib sqlite3 in one thread, same file settings (WAL,
