@@ -19,7 +19,10 @@ def tests(session: nox.Session) -> None:
     the dashboard in Chromium. ``nox -s slow`` runs the rest."""
     session.install("-e", ".[test]")
     # pytest exits 5 when no test ran; nox treats every non-zero exit as a failure.
-    session.run("pytest", "-m", "not slow", *session.posargs)
+    # One pytest worker per CPU (pytest-xdist): the tests share nothing (a SQLite
+    # file or a PostgreSQL schema of their own, ports chosen by the system).
+    # ``nox -s tests -- -n 0`` runs them in one process.
+    session.run("pytest", "-m", "not slow", "-n", "auto", *session.posargs)
 
 
 @nox.session
