@@ -115,7 +115,7 @@ class Completer(Service):
             keep = self._keep(batch, limit)
 
             async def complete(
-                commits: list[Commit] = commits, limit: int = limit, keep: Any = keep
+                commits: list[Commit] = commits, limit: int = limit, keep: Mapping[int, int] = keep
             ) -> tuple[list[CommitStatus], Claim]:
                 # A started write always commits (spec §5.11); shield it so the
                 # engine's record of what it holds never disagrees with the store.
