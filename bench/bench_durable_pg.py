@@ -69,7 +69,17 @@ def _raw_setup(url: str, schema: str, jobs: int) -> None:
         conn.execute(f"ANALYZE {schema}.jobs")
 
 
-def _raw_worker(url: str, schema: str, batch: int, start: mp.synchronize.Event) -> None:  # type: ignore[name-defined]
+def _raw_worker(
+    url: str,
+    schema: str,
+    batch: int,
+    chained: bool,
+    start: mp.synchronize.Event,  # type: ignore[name-defined]
+) -> None:
+    """Claim a batch, then commit its three steps. ``chained``: as trexec runs
+    them (spec §5.5.13), the first two keep the rows ``running`` (lease renewed,
+    same token), the third is done: four transactions per batch instead of
+    three claims and three commits, one row write per step instead of two."""
     claim = (
         f"UPDATE {schema}.jobs j SET status = 'running', lease_token = lease_token + 1,"
         " lease_expires_at = now() + interval '30 seconds'"
@@ -77,44 +87,20 @@ def _raw_worker(url: str, schema: str, batch: int, start: mp.synchronize.Event) 
         " ORDER BY run_at, id LIMIT %s FOR UPDATE SKIP LOCKED) c"
         " WHERE j.id = c.id RETURNING j.id, j.lease_token, j.state"
     )
-    complete = (
-        f"UPDATE {schema}.jobs j SET steps = steps + 1, state = c.state, run_at = now(),"
-        " status = CASE WHEN steps + 1 >= 3 THEN 'done' ELSE 'scheduled' END,"
-        " lease_expires_at = NULL"
-        " FROM unnest(%s::bigint[], %s::bigint[], %s::text[]) AS c(id, token, state)"
-        " WHERE j.id = c.id AND j.lease_token = c.token AND j.status = 'running'"
-    )
-    with psycopg.connect(url, autocommit=True) as conn:
-        start.wait()
-        while True:
-            with conn.transaction():
-                rows = conn.execute(claim, (batch,)).fetchall()
-            if not rows:
-                return
-            with conn.transaction():
-                conn.execute(
-                    complete,
-                    ([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]),
-                )
-
-
-def _raw_chained_worker(url: str, schema: str, batch: int, start: mp.synchronize.Event) -> None:  # type: ignore[name-defined]
-    """The raw loop, with steps in a row as trexec runs them (spec §5.5.13):
-    a claimed batch commits its first two steps keeping the rows ``running``
-    (lease renewed, same token), the third as done: four transactions per
-    batch instead of six, one row write per step instead of two."""
-    claim = (
-        f"UPDATE {schema}.jobs j SET status = 'running', lease_token = lease_token + 1,"
-        " lease_expires_at = now() + interval '30 seconds'"
-        f" FROM (SELECT id FROM {schema}.jobs WHERE status = 'scheduled' AND run_at <= now()"
-        " ORDER BY run_at, id LIMIT %s FOR UPDATE SKIP LOCKED) c"
-        " WHERE j.id = c.id RETURNING j.id, j.lease_token, j.state"
-    )
-    step = (
-        f"UPDATE {schema}.jobs j SET steps = steps + 1, state = c.state,"
-        " status = CASE WHEN steps + 1 >= 3 THEN 'done' ELSE 'running' END,"
-        " lease_expires_at = CASE WHEN steps + 1 >= 3 THEN NULL"
-        " ELSE now() + interval '30 seconds' END"
+    if chained:
+        complete = (
+            f"UPDATE {schema}.jobs j SET steps = steps + 1, state = c.state,"
+            " status = CASE WHEN steps + 1 >= 3 THEN 'done' ELSE 'running' END,"
+            " lease_expires_at = CASE WHEN steps + 1 >= 3 THEN NULL"
+            " ELSE now() + interval '30 seconds' END"
+        )
+    else:
+        complete = (
+            f"UPDATE {schema}.jobs j SET steps = steps + 1, state = c.state, run_at = now(),"
+            " status = CASE WHEN steps + 1 >= 3 THEN 'done' ELSE 'scheduled' END,"
+            " lease_expires_at = NULL"
+        )
+    complete += (
         " FROM unnest(%s::bigint[], %s::bigint[], %s::text[]) AS c(id, token, state)"
         " WHERE j.id = c.id AND j.lease_token = c.token AND j.status = 'running'"
     )
@@ -126,9 +112,9 @@ def _raw_chained_worker(url: str, schema: str, batch: int, start: mp.synchronize
             if not rows:
                 return
             args = ([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
-            for _ in range(3):
+            for _ in range(3 if chained else 1):
                 with conn.transaction():
-                    conn.execute(step, args)
+                    conn.execute(complete, args)
 
 
 def _run_processes(target, args, processes: int) -> float:  # type: ignore[no-untyped-def]
@@ -150,9 +136,8 @@ def _run_processes(target, args, processes: int) -> float:  # type: ignore[no-un
 def measure_raw(url: str, jobs: int, batch: int, processes: int, *, chained: bool = False) -> float:
     schema = f"bench_raw_{uuid.uuid4().hex[:8]}"
     _raw_setup(url, schema, jobs)
-    worker = _raw_chained_worker if chained else _raw_worker
     try:
-        return 3 * jobs / _run_processes(worker, (url, schema, batch), processes)
+        return 3 * jobs / _run_processes(_raw_worker, (url, schema, batch, chained), processes)
     finally:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")

@@ -146,22 +146,16 @@ class Completer(Service):
             ledger.capacity.set()
 
     def _keep(self, batch: list[Outcome], limit: int) -> dict[int, int]:
-        """Instance id -> steps in a row, for the plain ``next`` outcomes whose
-        instance may keep its lease (spec §5.5.13)."""
+        """Instance id -> steps in a row, for the outcomes whose instance may
+        keep its lease if its commit is a plain ``next`` (the store decides
+        that, ``_store_rules.keepable``; spec §5.5.13)."""
         chained, most = self._chained, self._chain_steps
         keep: dict[int, int] = {}
         if not chained and (most <= 1 or not limit):
             return keep
         for commit, _, _, _ in batch:
             steps = chained.pop(commit.lease.id, 0) + 1 if chained else 1
-            if (
-                steps < most
-                and limit
-                and type(commit) is NextCommit
-                and commit.effects is None
-                and not commit.consumed
-                and commit.rate_limit is None
-            ):
+            if steps < most and limit and type(commit) is NextCommit:
                 keep[commit.lease.id] = steps
         return keep
 
