@@ -55,3 +55,39 @@ def test_listening_says_whether_a_handler_is_attached():
     assert telemetry.listening()
     detach()
     assert telemetry.listening() is was
+
+
+def test_listening_to_a_name_matches_prefixes():
+    detach = telemetry.attach(lambda *event: None, prefix=("nobody", "here"))
+    try:
+        assert telemetry.listening(("nobody", "here", "now"))
+        assert telemetry.listening(("nobody", "here"))
+        assert not telemetry.listening(("nobody",))
+        assert not telemetry.listening(("somebody", "here"))
+    finally:
+        detach()
+    assert not telemetry.listening(("nobody", "here", "now"))
+
+
+def test_handlers_attached_or_detached_after_an_event_see_the_next_one():
+    seen: list[str] = []
+    first = telemetry.attach(lambda name, m, md: seen.append("first"), prefix=("cached",))
+    telemetry.execute(("cached", "event"), {}, {})
+    second = telemetry.attach(lambda name, m, md: seen.append("second"), prefix=("cached",))
+    telemetry.execute(("cached", "event"), {}, {})
+    first()
+    telemetry.execute(("cached", "event"), {}, {})
+    second()
+    telemetry.execute(("cached", "event"), {}, {})
+    assert seen == ["first", "first", "second", "second"]
+
+
+def test_many_event_names_do_not_grow_the_cache_forever():
+    detach = telemetry.attach(lambda *event: None, prefix=("many",))
+    try:
+        for i in range(5000):
+            telemetry.execute(("many", str(i)), {}, {})
+        assert len(telemetry._matching) <= telemetry._MAX_NAMES
+        assert telemetry.listening(("many", "x"))
+    finally:
+        detach()

@@ -22,6 +22,11 @@ Handler = Callable[[tuple[str, ...], dict[str, Any], dict[str, Any]], object]
 
 logger = logging.getLogger("trexec.telemetry")
 _handlers: list[tuple[tuple[str, ...], Handler]] = []
+# Event name -> the entries of _handlers whose prefix matches it, in attach
+# order; rebuilt lazily after every attach or detach. Emitters run for every
+# step: matching prefixes once per name, not once per event.
+_MAX_NAMES = 1024
+_matching: dict[tuple[str, ...], tuple[tuple[tuple[str, ...], Handler], ...]] = {}
 
 
 def attach(handler: Handler, *, prefix: tuple[str, ...] = ()) -> Callable[[], None]:
@@ -36,18 +41,37 @@ def attach(handler: Handler, *, prefix: tuple[str, ...] = ()) -> Callable[[], No
         _validate.fail("prefix", prefix, "a tuple of str")
     entry = (prefix, handler)
     _handlers.append(entry)
+    _matching.clear()
 
     def detach() -> None:
-        if entry in _handlers:
-            _handlers.remove(entry)
+        _remove(entry)
 
     return detach
 
 
-def listening() -> bool:
-    """True when some handler is attached: an emitter may skip building an event's
-    measurements and metadata when nobody listens."""
-    return bool(_handlers)
+def _remove(entry: tuple[tuple[str, ...], Handler]) -> None:
+    if entry in _handlers:
+        _handlers.remove(entry)
+        _matching.clear()
+
+
+def _entries(name: tuple[str, ...]) -> tuple[tuple[tuple[str, ...], Handler], ...]:
+    entries = _matching.get(name)
+    if entries is None:
+        entries = tuple(e for e in _handlers if name[: len(e[0])] == e[0])
+        if len(_matching) >= _MAX_NAMES:  # names made of ids must not grow it forever
+            _matching.clear()
+        _matching[name] = entries
+    return entries
+
+
+def listening(name: tuple[str, ...] | None = None) -> bool:
+    """True when some handler is attached (with ``name``: some handler whose
+    prefix matches ``name``): an emitter may skip building an event's
+    measurements and metadata when nobody receives it."""
+    if name is None or not _handlers:
+        return bool(_handlers)
+    return bool(_entries(name))
 
 
 def execute(
@@ -58,13 +82,9 @@ def execute(
     """Emit one event to every attached handler whose prefix matches ``name``."""
     if not _handlers:
         return
-    for entry in list(_handlers):
-        prefix, handler = entry
-        if name[: len(prefix)] != prefix:
-            continue
+    for entry in _entries(name):
         try:
-            handler(name, dict(measurements), dict(metadata))
+            entry[1](name, dict(measurements), dict(metadata))
         except Exception:
-            logger.exception("telemetry handler %r raised on %r; detached", handler, name)
-            if entry in _handlers:
-                _handlers.remove(entry)
+            logger.exception("telemetry handler %r raised on %r; detached", entry[1], name)
+            _remove(entry)

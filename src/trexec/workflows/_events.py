@@ -98,7 +98,7 @@ async def emit_fields(
     name = _NAMES.get(kind)
     if name is None:
         name = _NAMES[kind] = ("trexec", "workflow", *kind.split("_", 1))
-    if telemetry.listening():
+    if telemetry.listening(name):
         measurements: dict[str, Any] = {}
         if kind == "step_retrying" and isinstance(data, dict):
             measurements["delay"] = data.get("delay")
