@@ -74,6 +74,16 @@ def listening(name: tuple[str, ...] | None = None) -> bool:
     return bool(_entries(name))
 
 
+def _listening_below(prefix: tuple[str, ...]) -> bool:
+    """True when some handler may receive an event whose name starts with
+    ``prefix`` (its own prefix is shorter and matches, or starts with ``prefix``)."""
+    for entry_prefix, _ in _handlers:
+        n = min(len(entry_prefix), len(prefix))
+        if entry_prefix[:n] == prefix[:n]:
+            return True
+    return False
+
+
 def execute(
     name: tuple[str, ...],
     measurements: Mapping[str, Any],

@@ -76,6 +76,14 @@ class WorkflowEvent:
 _NAMES: dict[str, tuple[str, ...]] = {}
 
 
+def heard(engine: Any) -> bool:
+    """False when no event of a run can reach anyone: ``engine`` has no bus and
+    no telemetry handler takes workflow events (an inline run then builds none)."""
+    return getattr(engine, "bus", None) is not None or telemetry._listening_below(
+        ("trexec", "workflow")
+    )
+
+
 async def emit(engine: Any, event: WorkflowEvent) -> None:
     """Send ``event`` to telemetry, then to the engine's bus (if any), followed by the
     run outcome when it is terminal."""

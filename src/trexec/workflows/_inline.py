@@ -30,7 +30,7 @@ Emit = Callable[[Any, str, int, Any], Awaitable[None]]
 
 
 async def run_inline(
-    wf: Workflow, state: RunState, ctx: Context, steps: Sequence[str], emit: Emit
+    wf: Workflow, state: RunState, ctx: Context, steps: Sequence[str], emit: Emit | None
 ) -> list[InsertSpec]:
     """Run the first attempt of each of ``steps`` (ready, pending) at the same time,
     folding each outcome into ``state`` as it comes. While some of them still run,
@@ -40,7 +40,8 @@ async def run_inline(
     commits. Returns the step instances to
     dispatch in that commit: one per step that failed with retries left, due
     after its backoff, while the run is still running (a failing run skips it, as
-    the instance would, spec §6.8.1)."""
+    the instance would, spec §6.8.1). ``emit`` is None when no event can reach
+    anyone (``_events.heard``)."""
     retries: list[tuple[str, Attempted]] = []
     started: set[str] = set()
     running = 0
@@ -52,22 +53,26 @@ async def run_inline(
         nonlocal running
         # spec §6.3.1: every step finished so far, its dependencies included.
         step_ctx = StepContext(ctx.id, name, 1, state.input, state.results, None, ctx.engine)
-        await emit("step_started", name, 1, None)
+        if emit is not None:
+            await emit("step_started", name, 1, None)
         began = time.perf_counter()
         outcome = await call_step(wf, wf.step(name).fn, step_ctx)
         state.steps[name].duration = time.perf_counter() - began
         running -= 1
         if outcome.outcome == "done":
             apply_report(state, StepReport(name, "done", 1, outcome.result))
-            await emit("step_completed", name, 1, outcome.result)
+            if emit is not None:
+                await emit("step_completed", name, 1, outcome.result)
         elif outcome.outcome == "failed":
             report = StepReport(name, "failed", 1, None, outcome.error_type, outcome.error)
             apply_report(state, report)
-            await emit("step_failed", name, 1, f"{outcome.error_type}: {outcome.error}")
+            if emit is not None:
+                await emit("step_failed", name, 1, f"{outcome.error_type}: {outcome.error}")
         else:
             retries.append((name, outcome))
             data = {"delay": outcome.delay, "error": outcome.error}
-            await emit("step_retrying", name, 1, data)
+            if emit is not None:
+                await emit("step_retrying", name, 1, data)
         if nursery is not None and running > 0:
             if saver is not None:
                 saver.hold(unsaved, window)  # others still run: store it meanwhile
@@ -111,7 +116,8 @@ async def run_inline(
         if state.phase != "running":
             # spec §6.8.1: a failing run starts nothing new, a retry included.
             apply_report(state, StepReport(name, "skipped", 1))
-            await emit("step_skipped", name, 2, None)
+            if emit is not None:
+                await emit("step_skipped", name, 2, None)
             continue
         task = attrs.evolve(new_task(state, name, run_id=ctx.id), attempt=2)
         specs.append(

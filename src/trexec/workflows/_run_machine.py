@@ -43,7 +43,7 @@ from ..durable import (
 from ..durable._effects import SignalSpec, WithEffects
 from ._definition import Workflow
 from ._dispatch import TERMINAL, get_instance, step_key, step_specs
-from ._events import WorkflowEvent, emit, emit_fields
+from ._events import WorkflowEvent, emit, emit_fields, heard
 from ._inline import run_inline
 from ._state import (
     RunState,
@@ -166,7 +166,7 @@ class _RunMachine(Machine):
                 # spec §6.6.2: run the ready steps here, then commit their outcomes
                 # with the run's next move (the step instances of their retries
                 # included).
-                emit = functools.partial(self._emit_step, ctx)
+                emit = functools.partial(self._emit_step, ctx) if heard(ctx.engine) else None
                 dispatched = await run_inline(wf, state, ctx, decision.steps, emit)
                 return await self._advance(
                     state, ctx, consumed=consumed, run_now=False, retries=dispatched
