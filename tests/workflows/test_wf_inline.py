@@ -364,6 +364,39 @@ async def test_events_of_an_inline_run_are_in_order(store, wf_events):
     ]
 
 
+async def test_a_handler_of_one_kind_of_step_event_still_gets_it(store):
+    """Inline steps skip building events nobody can receive (no bus, no handler
+    under trexec.workflow); a handler of a narrower prefix is someone."""
+    completed: list[str] = []
+    detach = telemetry.attach(
+        lambda name, m, meta: completed.append(meta["step"]),
+        prefix=("trexec", "workflow", "step", "completed"),
+    )
+    try:
+        wf = chain([])
+        async with durable.open_engine(store, workflows=[wf], **FAST) as engine:
+            await engine.wait(await engine.start_workflow(wf, None), timeout=10)
+    finally:
+        detach()
+    assert completed == ["a", "b", "c"]
+
+
+def test_listening_below_a_prefix():
+    detach = telemetry.attach(lambda *event: None, prefix=("trexec", "workflow", "step"))
+    try:
+        assert telemetry._listening_below(("trexec", "workflow"))
+        assert telemetry._listening_below(("trexec", "workflow", "step", "started"))
+        assert not telemetry._listening_below(("trexec", "workflow", "run"))
+        assert not telemetry._listening_below(("trexec", "durable"))
+    finally:
+        detach()
+    detach = telemetry.attach(lambda *event: None, prefix=("trexec",))
+    try:
+        assert telemetry._listening_below(("trexec", "workflow"))
+    finally:
+        detach()
+
+
 async def test_runs_ending_in_one_batch_keep_their_final_tables(store):
     """spec §5.11.5, §8.8.5: a run's end (Done with its final state) is batched
     with the other plain commits; each run's final table is stored."""
