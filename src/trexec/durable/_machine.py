@@ -207,6 +207,8 @@ class Codec:
                     return self._encode(value)
                 except TypeError:
                     pass
+            if _converts_itself(type(value)):  # the hook below, without cattrs' dispatch
+                return self._encode(value.__trexec_to_json__())
             return self._encode(self.converter.unstructure(value))
         except RecursionError:
             # Not a crash: a value nested too deeply is one that cannot be stored.
@@ -225,6 +227,10 @@ class Codec:
             return None
         try:
             data = None if text == "null" else json.loads(text)
-            return data if expected is None else self.converter.structure(data, expected)
+            if expected is None:
+                return data
+            if _converts_itself(expected):  # the hook below, without cattrs' dispatch
+                return expected.__trexec_from_json__(data)
+            return self.converter.structure(data, expected)
         except RecursionError:
             raise ValueError("the stored JSON is nested too deeply to load") from None

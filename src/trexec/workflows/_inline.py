@@ -104,11 +104,10 @@ async def run_inline(
             # the commit; the saver stores what they follow if they outlast it.
             if saver is None or retries or unsaved.lost:
                 break
-            if trio.current_time() - began >= window:
-                break
             steps = [name for name in ready_steps(wf, state) if name not in started]
-            if steps:
-                saver.hold(unsaved, window)
+            if not steps or trio.current_time() - began >= window:
+                break
+            saver.hold(unsaved, window)
     finally:
         unsaved.active = False
     specs = []

@@ -304,6 +304,8 @@ class _RunMachine(Machine):
         data: Any = None,
         state: RunState | None = None,
     ) -> None:
+        if not heard(ctx.engine):
+            return
         run_id = ctx.id if state is None or state.cancelled_run is None else state.cancelled_run
         await emit(ctx.engine, WorkflowEvent(run_id, self.workflow.name, kind, step, None, data))
 
