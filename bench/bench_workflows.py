@@ -2,7 +2,7 @@
 steps next to steps/s of a three-step durable machine (issue #15, goal 1).
 
     python bench/bench_workflows.py [--runs N] [--workers W] [--batch B]
-        [--stores sqlite,postgresql] [--no-dbos]
+        [--repeat R] [--stores sqlite,postgresql] [--no-dbos]
 
 Workloads (every step a no-op), one engine in one process, W workers, batch B:
 
@@ -14,6 +14,8 @@ Everything is inserted before the clock starts (runs with ``start_workflow``,
 with an engine of no workers); the figure is user-visible steps/s (machine
 steps, or workflow steps) from the engine's start until every run is finished.
 The ratio is workflow steps/s over machine steps/s, measured in the same run.
+Each figure is the median of R rounds (3 by default), the workloads' rounds
+interleaved on one store.
 
 DBOS (when installed, as in ``nox -s bench``) runs the same linear three-step
 no-op workflow in a child process, with its system database on the same kind of
@@ -28,6 +30,7 @@ import importlib.util
 import json
 import multiprocessing as mp
 import pathlib
+import statistics
 import sys
 import tempfile
 import time
@@ -125,15 +128,21 @@ async def workflow_rate(
 
 
 async def measure(
-    url: str, schema: str | None, runs: int, workers: int, batch: int
+    url: str, schema: str | None, runs: int, workers: int, batch: int, repeat: int
 ) -> dict[str, float]:
+    """The median of ``repeat`` rounds of each workload, the rounds interleaved
+    (machine, linear, fan-out, machine, ...): one round of a few thousand steps
+    lasts a fraction of a second, and a single one is at the mercy of a noisy
+    moment of the machine."""
     options: dict[str, Any] = {} if schema is None else {"schema": schema}
-    figures = {}
+    rounds: dict[str, list[float]] = {"machine": [], "linear": [], "fanout": []}
     async with durable.open_store(url, **options) as store:
-        figures["machine"] = await machine_rate(store, runs, workers, batch)
-        figures["linear"] = await workflow_rate(store, LINEAR, runs, workers, batch)
-        figures["fanout"] = await workflow_rate(store, FAN, max(1, runs // 4), workers, batch)
-    return figures
+        for _ in range(repeat):
+            rounds["machine"].append(await machine_rate(store, runs, workers, batch))
+            rounds["linear"].append(await workflow_rate(store, LINEAR, runs, workers, batch))
+            fan_runs = max(1, runs // 4)
+            rounds["fanout"].append(await workflow_rate(store, FAN, fan_runs, workers, batch))
+    return {name: statistics.median(figures) for name, figures in rounds.items()}
 
 
 def _drop_schema(schema: str) -> None:
@@ -187,6 +196,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--repeat", type=int, default=3, help="rounds; the median is reported")
     parser.add_argument("--stores", default="sqlite,postgresql")
     parser.add_argument("--no-dbos", action="store_true", help="skip the DBOS columns")
     args, _rest = parser.parse_known_args(argv)
@@ -195,11 +205,13 @@ def main(argv: list[str] | None = None) -> None:
         if kind == "sqlite":
             with tempfile.TemporaryDirectory() as tmp:
                 figures = trio.run(measure, f"sqlite:///{tmp}/wf.db", None, args.runs,
-                                   args.workers, args.batch)  # fmt: skip
+                                   args.workers, args.batch, args.repeat)  # fmt: skip
         else:
             schema = f"bench_wf_{uuid.uuid4().hex[:8]}"
             try:
-                figures = trio.run(measure, PG_URL, schema, args.runs, args.workers, args.batch)
+                figures = trio.run(
+                    measure, PG_URL, schema, args.runs, args.workers, args.batch, args.repeat
+                )
             finally:
                 _drop_schema(schema)
         dbos = None if args.no_dbos else dbos_rate(kind, args.runs)
@@ -210,7 +222,8 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"{args.runs:,} three-step machines, {args.runs:,} linear three-step runs and"
         f" {max(1, args.runs // 4):,} fan-out runs (1 -> 8 -> 1); one process,"
-        f" {args.workers} workers, batch {args.batch}; no-op steps/s (higher is better).\n"
+        f" {args.workers} workers, batch {args.batch}; no-op steps/s (higher is better),"
+        f" the median of {args.repeat} interleaved rounds of each.\n"
     )
     print(
         "| store | machine steps/s | linear workflow steps/s | ratio | fan-out workflow steps/s"
@@ -228,7 +241,13 @@ def main(argv: list[str] | None = None) -> None:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "workflows.json").write_text(
         json.dumps(
-            {"runs": args.runs, "workers": args.workers, "batch": args.batch, "stores": dict(rows)},
+            {
+                "runs": args.runs,
+                "workers": args.workers,
+                "batch": args.batch,
+                "repeat": args.repeat,
+                "stores": dict(rows),
+            },
             indent=2,
         )
     )

@@ -27,6 +27,9 @@ _handlers: list[tuple[tuple[str, ...], Handler]] = []
 # step: matching prefixes once per name, not once per event.
 _MAX_NAMES = 1024
 _matching: dict[tuple[str, ...], tuple[tuple[tuple[str, ...], Handler], ...]] = {}
+# Prefix -> whether some handler may receive an event under it (the few
+# families that emitters ask about); cleared with _matching.
+_below: dict[tuple[str, ...], bool] = {}
 
 
 def attach(handler: Handler, *, prefix: tuple[str, ...] = ()) -> Callable[[], None]:
@@ -42,6 +45,7 @@ def attach(handler: Handler, *, prefix: tuple[str, ...] = ()) -> Callable[[], No
     entry = (prefix, handler)
     _handlers.append(entry)
     _matching.clear()
+    _below.clear()
 
     def detach() -> None:
         _remove(entry)
@@ -53,6 +57,7 @@ def _remove(entry: tuple[tuple[str, ...], Handler]) -> None:
     if entry in _handlers:
         _handlers.remove(entry)
         _matching.clear()
+        _below.clear()
 
 
 def _entries(name: tuple[str, ...]) -> tuple[tuple[tuple[str, ...], Handler], ...]:
@@ -77,11 +82,10 @@ def listening(name: tuple[str, ...] | None = None) -> bool:
 def _listening_below(prefix: tuple[str, ...]) -> bool:
     """True when some handler may receive an event whose name starts with
     ``prefix`` (its own prefix is shorter and matches, or starts with ``prefix``)."""
-    for entry_prefix, _ in _handlers:
-        n = min(len(entry_prefix), len(prefix))
-        if entry_prefix[:n] == prefix[:n]:
-            return True
-    return False
+    below = _below.get(prefix)
+    if below is None:
+        below = _below[prefix] = any(p[: len(prefix)] == prefix[: len(p)] for p, _ in _handlers)
+    return below
 
 
 def execute(
