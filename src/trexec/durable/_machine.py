@@ -7,7 +7,6 @@ an instance; the instance itself (step, state, inbox) lives in the store.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -15,6 +14,7 @@ import attrs
 import cattrs
 
 from .. import _validate
+from . import _json
 from ._exceptions import DurableError
 from ._outcomes import Outcome, Stop
 
@@ -190,8 +190,7 @@ class Codec:
         self.converter.register_unstructure_hook_func(
             _converts_itself, lambda value: value.__trexec_to_json__()
         )
-        # One encoder, built once: json.dumps with options builds one per call.
-        self._encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+        self._encode = _json.dumps
 
     def dumps(self, value: Any, expected: type[Any] | None = None) -> str:
         """JSON text of ``value``; raises TypeError/ValueError if it cannot be stored."""
@@ -226,7 +225,7 @@ class Codec:
         if text is None:
             return None
         try:
-            data = None if text == "null" else json.loads(text)
+            data = None if text == "null" else _json.loads(text)
             if expected is None:
                 return data
             if _converts_itself(expected):  # the hook below, without cattrs' dispatch
