@@ -8,7 +8,7 @@ times are durations in seconds (the store reads "now" from its own clock).
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, NamedTuple
 
 import attrs
 
@@ -98,21 +98,27 @@ class InstanceRecord:
     concurrency_key: str | None = None
 
 
-@attrs.frozen(cache_hash=True)  # a key of the engine's held dict, hashed on every step
-class Lease:
-    """A claim the engine holds on an instance: ``token`` fences its outcome."""
+class Lease(NamedTuple):
+    """A claim the engine holds on an instance: ``token`` fences its outcome.
+
+    A named tuple, as :class:`Job` is: a key of the engine's held dict, hashed
+    and compared several times per step, in C."""
 
     id: int
     token: int
 
 
-@attrs.frozen
-class Job:
+class Job(NamedTuple):
     """One claimed instance, with everything its step needs (spec §5.5).
 
     ``awaits`` is empty when the instance was woken by its await timeout (the claim
     cleared it, spec §5.6). ``inbox`` is the whole signal inbox at claim time, oldest
     first; ``children`` every instance whose parent this is, oldest first.
+
+    A named tuple, not a frozen attrs class: one is built for every step, and
+    ``Job._make`` of a tuple costs a third of a frozen class's ``__init__``
+    (which sets each field through ``object.__setattr__``). Stores build it
+    with :func:`new_job`, or ``_make`` on their hot path.
     """
 
     id: int
@@ -128,13 +134,32 @@ class Job:
     inbox: tuple[SignalRecord, ...]
     children: tuple[InstanceRecord, ...]
     #: The trace context stored with the instance (spec §14.2), or None.
-    trace_context: str | None = None
-    #: ``Lease(id, token)``, computed once (not a constructor argument).
-    lease: Lease = attrs.field(init=False, eq=False, repr=False)
+    trace_context: str | None
+    #: ``Lease(id, token)``.
+    lease: Lease
 
-    @lease.default
-    def _lease(self) -> Lease:
-        return Lease(self.id, self.token)
+
+def new_job(
+    id: int,
+    token: int,
+    machine: str,
+    version: int,
+    step: str,
+    attempt: int,
+    state: str,
+    key: str | None,
+    parent_id: int | None,
+    awaits: tuple[str, ...],
+    inbox: tuple[SignalRecord, ...],
+    children: tuple[InstanceRecord, ...],
+    trace_context: str | None = None,
+) -> Job:
+    """A :class:`Job`, its ``lease`` made of ``id`` and ``token``."""
+    lease = Lease._make((id, token))
+    return Job._make(
+        (id, token, machine, version, step, attempt, state, key, parent_id, awaits, inbox,
+         children, trace_context, lease)
+    )  # fmt: skip
 
 
 @attrs.frozen

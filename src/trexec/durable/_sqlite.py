@@ -198,6 +198,7 @@ class SqliteStore(ObserveMixin, SqlStore):
         for iid, *signal in c.execute(sql.CLAIM_INBOX.format(ops.placeholders(len(ids))), ids):
             inbox.setdefault(iid, []).append(rules.signal(signal))
         jobs = []
+        make_job, make_lease = Job._make, Lease._make
         for row in claimed:
             id_, token, machine, version, step, attempt, state, key, parent_id, awaits = row[:10]
             children: tuple[InstanceRecord, ...] = ()
@@ -205,10 +206,10 @@ class SqliteStore(ObserveMixin, SqlStore):
                 children = tuple(ops.record(r) for r in c.execute(sql.CHILDREN, (id_,)))
             waits = () if awaits == "[]" else tuple(json.loads(awaits))
             signals = tuple(inbox[id_]) if id_ in inbox else ()
-            # As _store_rules.job, positionally: this runs for every claimed row.
+            # As _store_rules.job, from tuples: this runs for every claimed row.
             jobs.append(
-                Job(id_, token, machine, version, step, attempt, state, key, parent_id, waits,
-                    signals, children, row[11])
+                make_job((id_, token, machine, version, step, attempt, state, key, parent_id,
+                          waits, signals, children, row[11], make_lease((id_, token))))
             )  # fmt: skip
         return tuple(jobs)
 

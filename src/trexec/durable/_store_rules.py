@@ -35,6 +35,7 @@ from ._records import (
     RetryCommit,
     SignalRecord,
     StopCommit,
+    new_job,
 )
 
 __all__ = [
@@ -141,21 +142,10 @@ def job(
     """A claimed row (id, token, machine, version, step, attempt, state, key,
     parent_id, ...) with what the claim read beside it, as a job (spec §5.5)."""
     id_, token, machine, version, step, attempt, state, key, parent_id = row[:9]
-    return Job(
-        id=id_,
-        token=token,
-        machine=machine,
-        version=version,
-        step=step,
-        attempt=attempt,
-        state=state,
-        key=key,
-        parent_id=parent_id,
-        awaits=tuple(awaits),
-        inbox=tuple(inbox),
-        children=tuple(children),
-        trace_context=trace_context,
-    )
+    return new_job(
+        id_, token, machine, version, step, attempt, state, key, parent_id, tuple(awaits),
+        tuple(inbox), tuple(children), trace_context,
+    )  # fmt: skip
 
 
 def signal(row: Sequence[Any]) -> SignalRecord:
