@@ -290,9 +290,6 @@ class StepRunner:
         if not isinstance(outcome, WithEffects):
             return _storable(self._encode(job, outcome, consumed))
         # spec §5.4.10: the effects are written by the same commit.
-        commit = _storable(self._encode(job, outcome.outcome, consumed))
-        if outcome.consume and isinstance(commit, AwaitCommit):
-            commit = attrs.evolve(commit, consumed=consumed)
         fallback = None
         if outcome.fallback is not None:
             fallback = _storable(self._encode(job, outcome.fallback, consumed))
@@ -307,7 +304,12 @@ class StepRunner:
         if outcome.has_state:
             state_cls = self.registry.state_class(job.machine, job.version)
             state = dumps(outcome.state, state_cls)
-        return attrs.evolve(commit, effects=Effects(signals, inserts, fallback, state))
+        effects = Effects(signals, inserts, fallback, state)
+        # Built with its effects (no attrs.evolve of a built commit: a run's every
+        # step has effects).
+        return _storable(
+            self._encode(job, outcome.outcome, consumed, effects=effects, consume=outcome.consume)
+        )
 
     def _encode(
         self,
@@ -315,7 +317,12 @@ class StepRunner:
         outcome: Any,
         consumed: tuple[int, ...],
         state_cls: type[Any] | Missing | None = MISSING,
+        *,
+        effects: Effects | None = None,
+        consume: bool = False,
     ) -> Commit:
+        """The commit of a plain outcome, with ``effects``; ``consume``: an
+        ``Await`` consumes the awaited signals received (``WithEffects.consume``)."""
         if not isinstance(outcome, Outcome):
             raise TypeError(
                 f"step {job.step!r} of {job.machine!r} returned {outcome!r}:"
@@ -330,10 +337,12 @@ class StepRunner:
                 self._check_rate_limit(job, outcome.rate_limit)
             state = dumps(outcome.state, state_cls)
             return NextCommit(
-                lease, outcome.step, state, consumed, outcome.rate_limit, outcome.weight
-            )
+                lease, outcome.step, state, consumed, outcome.rate_limit, outcome.weight,
+                effects=effects,
+            )  # fmt: skip
         if isinstance(outcome, Retry):
-            return RetryCommit(lease, state=dumps(outcome.state, state_cls), delay=outcome.delay)
+            state = dumps(outcome.state, state_cls)
+            return RetryCommit(lease, state=state, delay=outcome.delay, effects=effects)
         if isinstance(outcome, Await):
             return AwaitCommit(
                 lease,
@@ -341,6 +350,8 @@ class StepRunner:
                 state=dumps(outcome.state, state_cls),
                 awaits=outcome.names,
                 timeout=outcome.timeout,
+                consumed=consumed if consume else (),
+                effects=effects,
             )
         if isinstance(outcome, ScheduleChildren):
             children = []
@@ -370,11 +381,12 @@ class StepRunner:
                 state=dumps(outcome.state, state_cls),
                 children=tuple(children),
                 consumed=consumed,
+                effects=effects,
             )
         if isinstance(outcome, Done):
-            return DoneCommit(lease, dumps(outcome.result))
+            return DoneCommit(lease, dumps(outcome.result), effects=effects)
         assert isinstance(outcome, Stop)
-        return StopCommit(lease, reason_text(outcome.reason))
+        return StopCommit(lease, reason_text(outcome.reason), effects=effects)
 
     def _check_rate_limit(self, job: Job, rate_limit: str) -> None:
         name = rate_limit.split(":", 1)[0]

@@ -125,17 +125,13 @@ class RunState:
         # The keys are the fields' names; one this version does not know (written
         # by a newer one) is left out, as cattrs would.
         fields = {k: v for k, v in data.items() if k in _RUN_FIELDS}
-        steps = {name: _known(StepRecord, rec) for name, rec in data["steps"].items()}
-        for name, rec in steps.items():
-            if rec.status not in STEP_STATUSES:
-                expected = f"expected one of {STEP_STATUSES}"
-                raise ValueError(f"step {name!r} status={rec.status!r}: {expected}")
+        steps = {name: _step_record(name, rec) for name, rec in data["steps"].items()}
         fields["steps"] = steps
         failure = data.get("failure")
         if failure is not None:
             fields["failure"] = StepFailure(**failure)
         if "history" in data:
-            fields["history"] = [_known(HistoryEntry, h) for h in data["history"]]
+            fields["history"] = [_history_entry(h) for h in data["history"]]
         state = cls(**fields)
         if state.phase not in PHASES:
             raise ValueError(f"phase={state.phase!r}: expected one of {PHASES}")
@@ -155,12 +151,25 @@ class RunState:
 _RUN_FIELDS = frozenset(a.name for a in attrs.fields(RunState))
 
 
-def _known(cls: Any, data: dict[str, Any]) -> Any:
-    try:
-        return cls(**data)
-    except TypeError:
-        names = {a.name for a in attrs.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+def _step_record(name: str, data: Any) -> StepRecord:
+    # Positional, keys this version does not know left out (as cattrs would):
+    # a run decodes its whole table at every step.
+    if not isinstance(data, dict):
+        raise TypeError(f"step {name!r}={data!r}: expected a JSON object")
+    get = data.get
+    rec = StepRecord(
+        get("status", "pending"), get("attempts", 0), get("result"), get("error"),
+        get("compensation"), get("compensation_error"), get("duration"),
+    )  # fmt: skip
+    if rec.status not in STEP_STATUSES:
+        raise ValueError(f"step {name!r} status={rec.status!r}: expected one of {STEP_STATUSES}")
+    return rec
+
+
+def _history_entry(data: Any) -> HistoryEntry:
+    if not isinstance(data, dict):
+        raise TypeError(f"history line={data!r}: expected a JSON object")
+    return HistoryEntry(data["event"], data.get("step"), data.get("detail"))
 
 
 def _record_json(rec: StepRecord) -> dict[str, Any]:
