@@ -22,7 +22,14 @@ from ._attempt import Attempted, call_step
 from ._definition import StepContext, Workflow
 from ._dispatch import step_key
 from ._saver import Unsaved, saver_of
-from ._state import RunState, StepReport, apply_report, mark_dispatched, ready_steps
+from ._state import (
+    RunState,
+    StepReport,
+    apply_done,
+    apply_report,
+    mark_dispatched,
+    ready_steps,
+)
 from ._step_machine import new_task, step_machine
 
 #: ``emit(kind, step, attempt, data)``: publish one event of the run (spec §6.12).
@@ -60,7 +67,7 @@ async def run_inline(
         state.steps[name].duration = time.perf_counter() - began
         running -= 1
         if outcome.outcome == "done":
-            apply_report(state, StepReport(name, "done", 1, outcome.result))
+            apply_done(state, name, 1, outcome.result)
             if emit is not None:
                 await emit("step_completed", name, 1, outcome.result)
         elif outcome.outcome == "failed":
@@ -88,18 +95,19 @@ async def run_inline(
         # Until none of them (and none of the successors they start) runs.
         nonlocal running
         running = len(names)
-        if running == 1:
-            await one(names[0], None)  # the common case: no nursery
-        else:
-            async with trio.open_nursery() as nursery:
-                for name in names:
-                    nursery.start_soon(one, name, nursery)
+        async with trio.open_nursery() as nursery:
+            for name in names:
+                nursery.start_soon(one, name, nursery)
 
     began = trio.current_time()
     try:
         while steps:
             started.update(steps)
-            await group(steps)
+            if len(steps) == 1:  # the common case: no nursery
+                running = 1
+                await one(steps[0], None)
+            else:
+                await group(steps)
             # spec §6.6.6: the steps made ready within the commit window run before
             # the commit; the saver stores what they follow if they outlast it.
             if saver is None or retries or unsaved.lost:

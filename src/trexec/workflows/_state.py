@@ -268,16 +268,13 @@ def apply_report(state: RunState, report: StepReport) -> bool:
     """Fold one step report into the run. Returns False (and changes nothing) for a
     report the run already has: step instances run at least once, so a report can
     arrive twice (spec §6.10)."""
+    if report.outcome == "done":
+        return apply_done(state, report.step, report.attempts, report.result)
     rec = state.steps.get(report.step)
     if rec is None or rec.status not in ("pending", "running"):
         return False
     rec.attempts = max(rec.attempts, report.attempts)
-    if report.outcome == "done":
-        rec.status = "done"
-        rec.result = report.result
-        state.completed.append(report.step)
-        state.history.append(HistoryEntry("completed", report.step))
-    elif report.outcome == "skipped":
+    if report.outcome == "skipped":
         rec.status = "skipped"
         state.history.append(HistoryEntry("skipped", report.step))
     else:
@@ -287,6 +284,20 @@ def apply_report(state: RunState, report: StepReport) -> bool:
         if state.phase == "running":  # spec §6.8: the first final failure fails the run
             state.phase = "failing"
             state.failure = StepFailure(report.step, report.error_type or "", report.error or "")
+    return True
+
+
+def apply_done(state: RunState, step: str, attempts: int, result: Any) -> bool:
+    """:func:`apply_report` of a ``done`` report, without building one (an
+    inline run folds every step it runs, spec §6.6.2)."""
+    rec = state.steps.get(step)
+    if rec is None or rec.status not in ("pending", "running"):
+        return False
+    rec.attempts = max(rec.attempts, attempts)
+    rec.status = "done"
+    rec.result = result
+    state.completed.append(step)
+    state.history.append(HistoryEntry("completed", step))
     return True
 
 
