@@ -514,6 +514,79 @@ async def test_the_saver_stores_finished_steps_while_a_long_one_runs(autojump_cl
     assert log == ["quick", "slow", "slow"]  # the crash re-ran "slow" only
 
 
+async def test_the_saver_saves_within_the_last_quarter_of_the_window(autojump_clock):
+    """spec §6.6.6: an unsaved outcome is saved once it is commit_window old, up
+    to a quarter window sooner (one wake-up of the saver takes every entry due
+    that soon), never later."""
+    in_slow = trio.Event()
+
+    async def quick(ctx):
+        return ctx.step
+
+    async def slow(ctx):
+        in_slow.set()
+        await trio.sleep(10)
+        return ctx.step
+
+    wf = Workflow(
+        "saved-late", [Step("quick", quick), Step("slow", slow, after=["quick"])], commit_window=1
+    )
+
+    async def quick_status(engine, run_id):
+        steps = workflows.describe_run(await engine.get(run_id))["steps"]
+        return {r["step"]: r["status"] for r in steps}["quick"]
+
+    async with testing.open_test_engine(workflows=[wf]) as engine:
+        run_id = await engine.start_workflow(wf, None)
+        await in_slow.wait()
+        began = trio.current_time()
+        await trio.sleep(0.7)
+        assert await quick_status(engine, run_id) == "pending"  # not before 3/4 window
+        await trio.sleep(0.31)
+        assert trio.current_time() - began < 1.02
+        assert await quick_status(engine, run_id) == "done"  # saved by the window
+        run = await engine.wait(run_id)
+    assert run.status == "done"
+
+
+async def test_one_wake_up_of_the_saver_saves_the_runs_due_soon_after(autojump_clock):
+    """spec §6.6.6: the saver, woken by the first deadline, also saves a run due
+    within a quarter window after it (here 0.1 s of a 1 s window early)."""
+    slow_started: list[float] = []
+
+    async def quick(ctx):
+        return ctx.step
+
+    async def slow(ctx):
+        slow_started.append(trio.current_time())
+        await trio.sleep(10)
+        return ctx.step
+
+    wf = Workflow(
+        "saved-together",
+        [Step("quick", quick), Step("slow", slow, after=["quick"])],
+        commit_window=1,
+    )
+
+    async def saved(engine, run_id):
+        steps = workflows.describe_run(await engine.get(run_id))["steps"]
+        return {r["step"]: r["status"] for r in steps}["quick"] == "done"
+
+    async with testing.open_test_engine(workflows=[wf]) as engine:
+        first = await engine.start_workflow(wf, None)
+        while not slow_started:
+            await trio.sleep(0.01)
+        await trio.sleep(0.1)
+        second = await engine.start_workflow(wf, None)
+        while len(slow_started) < 2:
+            await trio.sleep(0.01)
+        assert slow_started[1] - slow_started[0] >= 0.1
+        await trio.sleep_until(slow_started[0] + 1.01)
+        assert await saved(engine, first)
+        assert await saved(engine, second)  # due at +1.1, saved with the first
+        await engine.wait(second)
+
+
 async def test_a_window_of_zero_runs_no_saver(autojump_clock):
     async def noop(ctx):
         return None
