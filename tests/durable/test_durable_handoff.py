@@ -55,3 +55,14 @@ async def test_close_lets_getters_drain_then_end():
     assert await queue.get() == 1
     with pytest.raises(trio.EndOfChannel):
         await queue.get()
+
+
+def test_take_gives_up_to_count_items_oldest_first():
+    handoff: Handoff[int] = Handoff()
+    assert handoff.take(3) == []
+    handoff.put_all((1, 2, 3, 4, 5))
+    assert handoff.take(2) == [1, 2]
+    assert len(handoff) == 3
+    assert handoff.take(10) == [3, 4, 5]
+    assert len(handoff) == 0
+    assert handoff.take(0) == []

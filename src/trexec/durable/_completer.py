@@ -30,6 +30,9 @@ from ._store import Store
 
 logger = logging.getLogger("trexec.durable")
 
+#: The commits that end an instance (a set: checked for every outcome).
+_FINISHED = frozenset({DoneCommit, StopCommit})
+
 #: What a worker hands the completer: the commit, its job, the step's outcome
 #: kind (for telemetry) and how long the step took.
 Outcome = tuple[Commit, Job, str, float]
@@ -103,8 +106,7 @@ class Completer(Service):
                 await trio.lowlevel.checkpoint()
                 if len(outcomes) == before:
                     break
-            for _ in range(min(batch_size - 1, len(outcomes))):
-                batch.append(outcomes.get_nowait())
+            batch += outcomes.take(batch_size - 1)
             commits = [outcome[0] for outcome in batch]
             # The capacity this commit frees is refilled in the same transaction
             # (spec §5.5.3): one hop and one commit instead of two. Claims in
@@ -174,7 +176,7 @@ class Completer(Service):
             self._spawn(self._rehandle, job, duration)
             return
         ledger.drop(job.lease)
-        finished = isinstance(commit, DoneCommit | StopCommit)
+        finished = type(commit) in _FINISHED
         if status == "applied" and not telemetry._handlers:
             if finished:
                 ledger.finished(job.id)

@@ -152,6 +152,17 @@ class Handoff(Generic[T]):
             raise trio.EndOfChannel
         raise trio.WouldBlock
 
+    def take(self, count: int) -> list[T]:
+        """Up to ``count`` items, oldest first, without waiting (none when empty)."""
+        items = self._items
+        if count >= len(items):
+            taken = list(items)
+            items.clear()
+        else:
+            taken = [items.popleft() for _ in range(count)]
+            self._wake_one()  # items are left: as get_nowait does
+        return taken
+
     async def get(self) -> T:
         """The next item; a schedule point only when it has to wait."""
         while True:
