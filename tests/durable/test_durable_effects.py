@@ -108,3 +108,32 @@ async def test_a_consuming_await_parks_again_in_one_commit(store):
         await engine.signal(id_, "ping", 2)
         done = await engine.wait(id_, timeout=10)
     assert done.result == {"first": [1], "then": [2]}  # never read twice
+
+
+class Ends(durable.Machine):
+    """Ends at once: with its final state when its state says so (a workflow
+    run's end, spec §6.6.5), else keeping the state it had."""
+
+    name = "fx_ends"
+
+    async def step(self, step, ctx):
+        if ctx.state.get("final"):
+            final = dict(ctx.state, stored=True)
+            return WithEffects(durable.Done(ctx.state["n"]), state=final, has_state=True)
+        return durable.Done(ctx.state["n"])
+
+
+async def test_a_batch_of_ends_stores_the_final_states_it_has_and_keeps_the_others(store):
+    """spec §5.4.10: ends with and without a final state committed in one batch
+    (the stores write them as one statement): each row gets its own."""
+    specs = [durable.InsertSpec(Ends, {"n": n, "final": n % 2 == 0}) for n in range(12)]
+    async with durable.open_engine(store, [Ends], workers=0) as producer:
+        ids = await producer.insert_many(specs)
+    async with durable.open_engine(store, [Ends], workers=12, batch_size=16, **FAST) as engine:
+        ends = [await engine.wait(id_, timeout=10) for id_ in ids]
+    for n, end in enumerate(ends):
+        assert (end.status, end.result) == ("done", n)
+        if n % 2 == 0:
+            assert end.state == {"n": n, "final": True, "stored": True}
+        else:
+            assert end.state == {"n": n, "final": False}

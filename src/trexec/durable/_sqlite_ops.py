@@ -304,8 +304,10 @@ def _done_many(
         for i in chunk:
             commit = commits[i]
             assert isinstance(commit, DoneCommit)
-            params += (commit.lease.id, commit.lease.token, commit.result)
-        query = sql.COMPLETE_DONE_MANY.format("VALUES " + placeholders(len(chunk), 3))
+            effects = commit.effects  # None, or only a final state (complete_many)
+            params += (commit.lease.id, commit.lease.token, commit.result,
+                       None if effects is None else effects.state)  # fmt: skip
+        query = sql.COMPLETE_DONE_MANY.format("VALUES " + placeholders(len(chunk), 4))
         rows = c.execute(query, params).fetchall()
         if not rows:
             continue
@@ -314,13 +316,6 @@ def _done_many(
             lease = commits[i].lease
             if (lease.id, lease.token) in applied:
                 statuses[i] = "applied"
-        final_states = [
-            (effects.state, commits[i].lease.id)
-            for i in chunk
-            if statuses[i] == "applied" and (effects := commits[i].effects) is not None
-        ]
-        if final_states:  # spec §5.4.10: the final state, in the same transaction
-            c.executemany(sql.SET_STATE, final_states)
         # What finish() does for each, the inboxes in one statement.
         ids = [id_ for id_, _, _ in rows]
         c.execute(sql.CLEAR_INBOXES.format(placeholders(len(ids))), ids)

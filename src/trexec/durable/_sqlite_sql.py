@@ -314,8 +314,12 @@ COMPLETE_NEXT_MANY = (
     " WHERE instances.id = v.column1 AND instances.token = v.column2"
     " AND instances.status = 'running' RETURNING instances.id, instances.token"
 )
+# "VALUES (id, token, result, final state or NULL), ..." is appended: a done
+# with its final state (spec §5.4.10, a workflow run's end) writes it in the
+# same row update.
 COMPLETE_DONE_MANY = (
-    "UPDATE instances SET status = 'done', result = v.column3, run_at = NULL, awaits = '[]',"
+    "UPDATE instances SET status = 'done', result = v.column3,"
+    " state = COALESCE(v.column4, instances.state), run_at = NULL, awaits = '[]',"
     " rate_limit = NULL, lease_expires_at = NULL, updated_at = ? FROM ({}) AS v"
     " WHERE instances.id = v.column1 AND instances.token = v.column2"
     " AND instances.status = 'running' RETURNING instances.id, instances.token, instances.parent_id"
