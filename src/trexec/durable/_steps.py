@@ -61,13 +61,18 @@ def _storable(commit: Commit) -> Commit:
     """spec §5.1.4: a value some store cannot hold is a step error on every store,
     never a batch of commits the database rejects on each retry (the completer
     would retry it forever and no outcome after it would commit)."""
-    if (
-        type(commit) is NextCommit
-        and commit.weight <= MAX_WEIGHT
-        and _plain_name(commit.step)
-        and (commit.rate_limit is None or _plain_name(commit.rate_limit))
-    ) or type(commit) is DoneCommit:
-        return commit  # the path of almost every step: nothing to refuse
+    kind = type(commit)
+    if kind is DoneCommit:
+        return commit
+    if kind is NextCommit and commit.weight <= MAX_WEIGHT:  # type: ignore[union-attr]
+        step, rate_limit = commit.step, commit.rate_limit  # type: ignore[union-attr]
+        # The path of almost every step: nothing to refuse (_plain_name, inline).
+        if (
+            step.isascii()
+            and "\x00" not in step
+            and (rate_limit is None or _plain_name(rate_limit))
+        ):
+            return commit
     names: list[str | None] = []
     delay = 0.0
     match commit:
@@ -323,6 +328,14 @@ class StepRunner:
     ) -> Commit:
         """The commit of a plain outcome, with ``effects``; ``consume``: an
         ``Await`` consumes the awaited signals received (``WithEffects.consume``)."""
+        if type(outcome) is Next and outcome.rate_limit is None:
+            # Almost every step: no rate limit to check, the rest as below.
+            if state_cls is MISSING:
+                state_cls = self.registry.state_class(job.machine, job.version)
+            state = self.codec.dumps(outcome.state, state_cls)
+            return NextCommit(
+                job.lease, outcome.step, state, consumed, None, outcome.weight, effects=effects
+            )
         if not isinstance(outcome, Outcome):
             raise TypeError(
                 f"step {job.step!r} of {job.machine!r} returned {outcome!r}:"
