@@ -195,8 +195,10 @@ class SqliteStore(ObserveMixin, SqlStore):
             return ()
         ids = [row[0] for row in claimed]
         inbox: dict[int, list[SignalRecord]] = {}
-        for iid, *signal in c.execute(sql.CLAIM_INBOX.format(ops.placeholders(len(ids))), ids):
-            inbox.setdefault(iid, []).append(rules.signal(signal))
+        if ops.any_signal(c):
+            query = sql.CLAIM_INBOX.format(ops.placeholders(len(ids)))
+            for iid, *signal in c.execute(query, ids):
+                inbox.setdefault(iid, []).append(rules.signal(signal))
         jobs = []
         make_job, make_lease = Job._make, Lease._make
         for row in claimed:

@@ -221,6 +221,11 @@ def complete_many(
     return [status for status in statuses if status is not None]
 
 
+def any_signal(c: sqlite3.Connection) -> bool:
+    """True when some inbox holds a signal, as of now in this transaction."""
+    return bool(c.execute(sql.ANY_SIGNAL).fetchone()[0])
+
+
 def complete_keeping(
     c: sqlite3.Connection,
     commits: Sequence[Commit],
@@ -318,7 +323,8 @@ def _done_many(
                 statuses[i] = "applied"
         # What finish() does for each, the inboxes in one statement.
         ids = [id_ for id_, _, _ in rows]
-        c.execute(sql.CLEAR_INBOXES.format(placeholders(len(ids))), ids)
+        if any_signal(c):
+            c.execute(sql.CLEAR_INBOXES.format(placeholders(len(ids))), ids)
         for _, _, parent_id in rows:
             if parent_id is not None:
                 _child_finished(c, parent_id, now)

@@ -348,6 +348,10 @@ KEEP_TOP_PRIORITY = (
     " WHERE id IN ({}) AND concurrency_key IS NOT NULL)"
 )
 CLEAR_INBOXES = "DELETE FROM signals WHERE instance_id IN ({})"
+# Whether any signal waits in any inbox: when none does (machines that take no
+# signals), a claim reads no inbox and a batch of ends clears none. One probe
+# of the table's first row instead of one per instance.
+ANY_SIGNAL = "SELECT EXISTS (SELECT 1 FROM signals)"
 CLEAR_INBOX = "DELETE FROM signals WHERE instance_id = ?"
 PARENT_CHILD_FINISHED = (
     "UPDATE instances SET pending_children = pending_children - 1, updated_at = ?"
