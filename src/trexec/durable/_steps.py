@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import functools
 import logging
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from typing import TYPE_CHECKING, Any, assert_never
 
 import attrs
@@ -234,13 +234,16 @@ class StepRunner:
         )  # fmt: skip
         return ctx, error
 
-    async def run(self, job: Job) -> tuple[Commit, str]:
+    def run(self, job: Job) -> Coroutine[Any, Any, tuple[Commit, str]]:
         """Run the job's step (or ``handle``) to a commit; also return the step's
         outcome kind for telemetry. ``trio.Cancelled`` and ``KeyboardInterrupt``
-        propagate: they are not step errors (spec §5.4.7)."""
-        hooks = _instrument.hooks
-        if hooks is None:  # spec §14.1: not instrumented costs this test only
-            return await self._run(job)
+        propagate: they are not step errors (spec §5.4.7). Returns the coroutine
+        to await: not instrumented, the step's own, with no frame around it."""
+        if _instrument.hooks is None:  # spec §14.1: not instrumented costs this test only
+            return self._run(job)
+        return self._run_instrumented(job, _instrument.hooks)
+
+    async def _run_instrumented(self, job: Job, hooks: _instrument.Hooks) -> tuple[Commit, str]:
         with hooks.step(
             instance_id=job.id, machine=job.machine, step=job.step, attempt=job.attempt,
             trace=job.trace_context,
