@@ -61,11 +61,10 @@ def _storable(commit: Commit) -> Commit:
     """spec §5.1.4: a value some store cannot hold is a step error on every store,
     never a batch of commits the database rejects on each retry (the completer
     would retry it forever and no outcome after it would commit)."""
-    kind = type(commit)
-    if kind is DoneCommit:
+    if type(commit) is DoneCommit:
         return commit
-    if kind is NextCommit and commit.weight <= MAX_WEIGHT:  # type: ignore[union-attr]
-        step, rate_limit = commit.step, commit.rate_limit  # type: ignore[union-attr]
+    if type(commit) is NextCommit and commit.weight <= MAX_WEIGHT:
+        step, rate_limit = commit.step, commit.rate_limit
         # The path of almost every step: nothing to refuse (_plain_name, inline).
         if (
             step.isascii()
