@@ -133,9 +133,7 @@ class Handoff(Generic[T]):
         if self.closed:
             raise trio.ClosedResourceError("the engine is shutting down")
         self._items.append(item)
-        if not self._waking and self._waiting:  # _wake_one, inline: once per step
-            self._waking = 1
-            self._waiting.unpark()
+        self._wake_one()
 
     def put_all(self, items: tuple[T, ...]) -> None:
         if self.closed:

@@ -118,7 +118,7 @@ class Job(NamedTuple):
     A named tuple, not a frozen attrs class: one is built for every step, and
     ``Job._make`` of a tuple costs a third of a frozen class's ``__init__``
     (which sets each field through ``object.__setattr__``). Stores build it
-    with :func:`new_job`, or ``_make`` on their hot path.
+    with ``_store_rules.job``, or ``_make`` on their hot path.
     """
 
     id: int
@@ -137,29 +137,6 @@ class Job(NamedTuple):
     trace_context: str | None
     #: ``Lease(id, token)``.
     lease: Lease
-
-
-def new_job(
-    id: int,
-    token: int,
-    machine: str,
-    version: int,
-    step: str,
-    attempt: int,
-    state: str,
-    key: str | None,
-    parent_id: int | None,
-    awaits: tuple[str, ...],
-    inbox: tuple[SignalRecord, ...],
-    children: tuple[InstanceRecord, ...],
-    trace_context: str | None = None,
-) -> Job:
-    """A :class:`Job`, its ``lease`` made of ``id`` and ``token``."""
-    lease = Lease._make((id, token))
-    return Job._make(
-        (id, token, machine, version, step, attempt, state, key, parent_id, awaits, inbox,
-         children, trace_context, lease)
-    )  # fmt: skip
 
 
 @attrs.frozen

@@ -64,13 +64,9 @@ def _storable(commit: Commit) -> Commit:
     if type(commit) is DoneCommit:
         return commit
     if type(commit) is NextCommit and commit.weight <= MAX_WEIGHT:
-        step, rate_limit = commit.step, commit.rate_limit
-        # The path of almost every step: nothing to refuse (_plain_name, inline).
-        if (
-            step.isascii()
-            and "\x00" not in step
-            and (rate_limit is None or _plain_name(rate_limit))
-        ):
+        # The path of almost every step: nothing to refuse.
+        rate_limit = commit.rate_limit
+        if _plain_name(commit.step) and (rate_limit is None or _plain_name(rate_limit)):
             return commit
     names: list[str | None] = []
     delay = 0.0
@@ -330,24 +326,11 @@ class StepRunner:
     ) -> Commit:
         """The commit of a plain outcome, with ``effects``; ``consume``: an
         ``Await`` consumes the awaited signals received (``WithEffects.consume``)."""
-        if type(outcome) is Next and outcome.rate_limit is None:
-            # Almost every step: no rate limit to check, the rest as below.
-            if state_cls is MISSING:
-                state_cls = self.registry.state_class(job.machine, job.version)
-            state = self.codec.dumps(outcome.state, state_cls)
-            return NextCommit(
-                job.lease, outcome.step, state, consumed, None, outcome.weight, effects=effects
-            )
-        if not isinstance(outcome, Outcome):
-            raise TypeError(
-                f"step {job.step!r} of {job.machine!r} returned {outcome!r}:"
-                " expected a durable outcome (Next, Retry, Await, ScheduleChildren, Done, Stop)"
-            )
-        dumps = self.codec.dumps
         if state_cls is MISSING:
             state_cls = self.registry.state_class(job.machine, job.version)
+        dumps = self.codec.dumps
         lease = job.lease
-        if isinstance(outcome, Next):
+        if isinstance(outcome, Next):  # almost every step: tested first
             if outcome.rate_limit is not None:
                 self._check_rate_limit(job, outcome.rate_limit)
             state = dumps(outcome.state, state_cls)
@@ -355,6 +338,11 @@ class StepRunner:
                 lease, outcome.step, state, consumed, outcome.rate_limit, outcome.weight,
                 effects=effects,
             )  # fmt: skip
+        if not isinstance(outcome, Outcome):
+            raise TypeError(
+                f"step {job.step!r} of {job.machine!r} returned {outcome!r}:"
+                " expected a durable outcome (Next, Retry, Await, ScheduleChildren, Done, Stop)"
+            )
         if isinstance(outcome, Retry):
             state = dumps(outcome.state, state_cls)
             return RetryCommit(lease, state=state, delay=outcome.delay, effects=effects)

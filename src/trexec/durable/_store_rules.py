@@ -29,13 +29,13 @@ from ._records import (
     DoneCommit,
     InstanceRecord,
     Job,
+    Lease,
     NewInstance,
     NextCommit,
     RateLimitPolicy,
     RetryCommit,
     SignalRecord,
     StopCommit,
-    new_job,
 )
 
 __all__ = [
@@ -142,9 +142,9 @@ def job(
     """A claimed row (id, token, machine, version, step, attempt, state, key,
     parent_id, ...) with what the claim read beside it, as a job (spec §5.5)."""
     id_, token, machine, version, step, attempt, state, key, parent_id = row[:9]
-    return new_job(
-        id_, token, machine, version, step, attempt, state, key, parent_id, tuple(awaits),
-        tuple(inbox), tuple(children), trace_context,
+    return Job._make(
+        (id_, token, machine, version, step, attempt, state, key, parent_id, tuple(awaits),
+         tuple(inbox), tuple(children), trace_context, Lease._make((id_, token)))
     )  # fmt: skip
 
 

@@ -88,8 +88,7 @@ class _RunMachine(Machine):
         # The engine decodes a fresh state for every step (§5.1.4): ours to change.
         state: RunState = ctx.state
         if step == "start":
-            if heard(ctx.engine):
-                await self._emit(ctx, "run_started", data=state.input)
+            await self._emit(ctx, "run_started", data=state.input)
             if not state.running:  # spec §6.6.2: an inline run runs its entry steps now
                 return await self._advance(state, ctx, consumed=False)
             # spec §6.12.3: its entry steps wait for this commit; wake them with it.
@@ -202,8 +201,7 @@ class _RunMachine(Machine):
         if decision.kind == "complete":
             state.phase = "done"
             results = state.results
-            if heard(ctx.engine):
-                await self._emit(ctx, "run_completed", data=results)
+            await self._emit(ctx, "run_completed", data=results)
             # spec §6.6.5: the final step table is committed with the end.
             return WithEffects(Done(results), state=state, has_state=True, consume=False)
         if decision.kind == "compensate":
