@@ -155,9 +155,9 @@ async def open_test_store(
     kind: str, tmp_path: pathlib.Path, **options: Any
 ) -> AsyncIterator[durable.Store]:
     """``options`` go to ``open_store`` (every store takes ``clock``, spec §8.6.2)."""
-    if kind in ("sqlite", "sqlite-inline"):
-        if kind == "sqlite-inline":
-            options = {"inline": True, **options}
+    if kind in ("sqlite", "sqlite-inline", "sqlite-thread"):
+        if kind != "sqlite":  # spec §5.11.6, §5.11.7: where the calls run
+            options = {"calls": kind.removeprefix("sqlite-"), **options}
         async with durable.open_store(f"sqlite:///{tmp_path}/durable.db", **options) as store:
             yield store
     elif kind == "postgresql":
@@ -199,7 +199,11 @@ def parametrize_store(metafunc: pytest.Metafunc) -> None:
     if "store" in metafunc.fixturenames:
         virtual = "autojump_clock" in metafunc.fixturenames
         # A module may add kinds: INLINE_TOO = True runs it on a SQLite file with
-        # inline calls as well (spec §5.11.6).
-        extra = ["sqlite-inline"] if getattr(metafunc.module, "INLINE_TOO", False) else []
+        # every call inline (spec §5.11.6) and with every call on the store's
+        # thread (§5.11.1) as well as with the default calls (§5.11.7).
+        extra = (
+            ["sqlite-inline", "sqlite-thread"] if getattr(metafunc.module, "INLINE_TOO", False)
+            else []
+        )  # fmt: skip
         kinds = ["test"] if virtual else [*STORE_KINDS, *extra]
         metafunc.parametrize("store", kinds, indirect=True)

@@ -1,10 +1,11 @@
 """The embedded SQLite store itself (spec §5.2.3, §5.11): migrations, options,
-its thread or the inline mode, cancellation."""
+where its calls run (its thread, inline, or both by default), cancellation."""
 
 from __future__ import annotations
 
 import sqlite3
 import threading
+from functools import partial
 
 import pytest
 import trio
@@ -12,7 +13,7 @@ from machines import Counter, CountTo3
 
 import trexec
 from trexec import durable
-from trexec.durable import _sqlite_sql as sqlite_sql
+from trexec.durable import _sqlite_ops as sqlite_ops, _sqlite_sql as sqlite_sql
 
 
 @pytest.fixture
@@ -154,3 +155,127 @@ async def test_an_unopenable_path_is_a_store_error(tmp_path):
     with pytest.raises(durable.StoreError, match="cannot open"):
         async with durable.open_store(f"sqlite:///{tmp_path}/missing-dir/x.db"):
             pass
+
+
+# --- the default calls: short writes inline, the rest on the thread (spec §5.11.7) ---
+
+
+def _where(c: sqlite3.Connection) -> str:
+    return threading.current_thread().name
+
+
+def _write_where(c: sqlite3.Connection) -> str:
+    with sqlite_ops.write(c):
+        c.execute("CREATE TABLE IF NOT EXISTS scratch (n INTEGER)")
+        c.execute("INSERT INTO scratch VALUES (1)")
+    return threading.current_thread().name
+
+
+async def test_auto_runs_short_writes_inline_and_the_rest_on_the_thread(url):
+    async with durable.open_store(url) as store:
+        assert store.calls == "auto" and not store.inline
+        assert await store._run(_write_where, short=True) == threading.current_thread().name
+        assert (await store._run(_where, read=True)).startswith("trexec-sqlite")
+        assert (await store._run(_write_where)).startswith("trexec-sqlite")
+
+        # Inline, SQLite neither waits for a lock nor checkpoints by itself.
+        def settings(c: sqlite3.Connection) -> tuple[int, int]:
+            pragma = lambda name: c.execute(f"PRAGMA {name}").fetchone()[0]  # noqa: E731
+            return pragma("busy_timeout"), pragma("wal_autocheckpoint")
+
+        assert await store._run(settings, short=True) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    ("suffix", "options", "calls"),
+    [
+        ("?calls=thread", {}, "thread"),
+        ("?calls=inline", {}, "inline"),
+        ("", {"calls": "thread"}, "thread"),
+        ("?inline=false", {}, "thread"),
+        ("?synchronous=full", {}, "thread"),  # a disk sync per commit never runs inline
+        ("?synchronous=full&calls=inline", {}, "inline"),
+    ],
+)
+async def test_where_calls_run_from_the_url_or_keyword(url, suffix, options, calls):
+    async with durable.open_store(url + suffix, **options) as store:
+        assert store.calls == calls
+        where = await store._run(_write_where, short=True)
+        assert (where == threading.current_thread().name) == (calls == "inline")
+
+
+@pytest.mark.parametrize(
+    ("suffix", "options", "match"),
+    [
+        ("?calls=fast", {}, "calls='fast'"),
+        ("", {"calls": True}, "calls=True"),
+        ("?calls=thread&inline=true", {}, "inline=True"),
+    ],
+)
+async def test_calls_must_name_a_mode(url, suffix, options, match):
+    with pytest.raises(trexec.InvalidArgument, match=match):
+        async with durable.open_store(url + suffix, **options):
+            pass
+
+
+async def wait_until(predicate) -> None:
+    with trio.fail_after(5):
+        while not predicate():
+            await trio.sleep(0.001)
+
+
+async def test_auto_waits_for_a_lock_on_the_thread_and_keeps_calls_in_order(url, tmp_path):
+    """A short write that finds the file locked runs again on the thread, where
+    SQLite waits for the lock; the loop runs meanwhile, and a call made while the
+    thread is busy queues behind it instead of running inline."""
+    async with durable.open_store(url) as store:
+        await store.migrate()
+        other = sqlite3.connect(tmp_path / "store.db", isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        ran: list[tuple[str, str]] = []  # in the order the calls ran
+
+        def recorded(label: str, fn):
+            def op(c: sqlite3.Connection) -> None:
+                ran.append((label, fn(c)))
+
+            return op
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(
+                partial(store._run, recorded("locked write", _write_where), short=True)
+            )
+            await wait_until(lambda: not store._thread._thread.idle)
+            # Takes no lock: inline, it would run (and finish) first.
+            nursery.start_soon(partial(store._run, recorded("no-lock call", _where), short=True))
+            for _ in range(10):  # the loop runs while the write waits for the lock
+                await trio.sleep(0.005)
+            assert ran == []
+            other.execute("COMMIT")
+        other.close()
+        assert [label for label, _ in ran] == ["locked write", "no-lock call"]
+        assert all(where.startswith("trexec-sqlite") for _, where in ran)
+        # Uncontended again: inline, and SQLite waits for nothing on the loop.
+        assert await store._run(_write_where, short=True) == threading.current_thread().name
+        busy = await store._run(lambda c: c.execute("PRAGMA busy_timeout").fetchone(), short=True)
+        assert busy == (0,)
+
+
+async def test_auto_checkpoints_on_the_thread_and_keeps_the_wal_small(url, tmp_path):
+    """Every CHECKPOINT_EVERY-th short write goes to the thread and checkpoints
+    after it; the WAL then restarts, so it stays the size of about that many
+    writes instead of growing with every write."""
+    from trexec.durable._sqlite_auto import CHECKPOINT_EVERY
+
+    wal = tmp_path / "store.db-wal"
+    async with durable.open_store(url) as store:
+        await store.migrate()
+        checkpoints = store._thread.checkpoints
+        for _ in range(CHECKPOINT_EVERY // 2):
+            await store._run(_write_where, short=True)
+        half = wal.stat().st_size
+        assert store._thread.checkpoints == checkpoints  # none inline
+        for _ in range(10 * CHECKPOINT_EVERY):
+            await store._run(_write_where, short=True)
+        assert store._thread.checkpoints == checkpoints + 10
+        # Twenty times `half` without checkpoints; one window's worth with them.
+        assert wal.stat().st_size <= 3 * half

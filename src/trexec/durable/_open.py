@@ -45,8 +45,12 @@ async def open_store(url: str, **options: Any) -> AsyncIterator[Store]:
 
     The schema is not created here: call ``await store.migrate()`` (``open_engine``
     and the CLI do). SQLite options (URL query or keywords): ``synchronous``
-    (``NORMAL`` or ``FULL``) and ``inline`` (run each call on the Trio thread:
-    faster, but the loop pauses while a transaction runs; spec §5.11.6).
+    (``NORMAL`` or ``FULL``) and ``calls``: ``auto`` (the default: the engine's
+    short writes on the Trio thread while uncontended, the rest on the store's
+    thread; spec §5.11.7), ``thread`` (every call on the store's thread: the
+    loop never pauses for the database) or ``inline`` (every call on the Trio
+    thread; spec §5.11.6). ``inline=true`` is ``calls=inline``, ``inline=false``
+    is ``calls=thread``.
 
     Raises :class:`~trexec.InvalidArgument` for a URL that names no supported
     store or a bad option, :class:`~trexec.MissingExtra` for a ``postgresql://`` URL
@@ -71,19 +75,25 @@ async def open_store(url: str, **options: Any) -> AsyncIterator[Store]:
                 if value.lower() not in _FLAGS:
                     _validate.fail("url", url, "?inline=true or ?inline=false")
                 options.setdefault(name, _FLAGS[value.lower()])
-            elif name == "synchronous":
+            elif name in ("synchronous", "calls"):
                 options.setdefault(name, value)
             else:
                 _validate.fail(
-                    "url", url, "sqlite:///path with only ?synchronous=NORMAL|FULL and ?inline="
+                    "url",
+                    url,
+                    "sqlite:///path with only ?synchronous=NORMAL|FULL, ?calls= and ?inline=",
                 )
         sync = str(options.get("synchronous", "NORMAL")).upper()
         if sync not in ("NORMAL", "FULL", "EXTRA", "OFF"):
             _validate.fail("synchronous", sync, '"NORMAL" or "FULL"')
         options["synchronous"] = sync
-        _check_options("sqlite", options, ("synchronous", "clock", "inline"))
+        _check_options("sqlite", options, ("synchronous", "clock", "inline", "calls"))
         if not isinstance(options.get("inline", False), bool):
             _validate.fail("inline", options["inline"], "True or False")
+        if options.get("calls", "auto") not in ("auto", "thread", "inline"):  # spec §5.11.7
+            _validate.fail("calls", options["calls"], '"auto", "thread" or "inline"')
+        if "calls" in options and "inline" in options:
+            _validate.fail("inline", options["inline"], "no inline= together with calls=")
         if "clock" in options:
             _validate.callable_("clock", options["clock"])
         async with open_sqlite_store(path, **options) as store:

@@ -1,14 +1,15 @@
 """The embedded SQLite store (spec §5.11): ``open_store("sqlite:///path")``.
 
-stdlib ``sqlite3`` on one dedicated thread per store (``_sqlite_thread.py``),
-WAL journal, ``BEGIN IMMEDIATE`` for every write (a deferred transaction that
-upgrades to a write would get SQLITE_BUSY without waiting), ``busy_timeout`` so
-several processes can share one file. ``synchronous=NORMAL`` by default: in WAL
+stdlib ``sqlite3`` with one dedicated thread per store (``_sqlite_thread.py``;
+by default the engine's short writes run on the Trio thread while uncontended,
+``_sqlite_auto.py``, spec §5.11.7), WAL journal, ``BEGIN IMMEDIATE`` for every
+write (a deferred transaction that upgrades to a write would get SQLITE_BUSY
+without waiting), ``busy_timeout`` so several processes can share one file. ``synchronous=NORMAL`` by default: in WAL
 mode a commit survives a process crash, and an OS crash or power loss may lose
 the last commits (never corrupt the file); pass ``synchronous="FULL"`` to make
 each commit survive power loss too, at several times the cost per commit.
 The SQL itself lives in ``_sqlite_sql.py``, the write operations that run it in
-``_sqlite_ops.py``; this module opens transactions and hops to the thread.
+``_sqlite_ops.py``; this module opens transactions and says which are short.
 """
 
 from __future__ import annotations
@@ -39,12 +40,17 @@ from ._records import (
 )
 from ._sql_observe import ObserveMixin, SqliteObserveSql
 from ._sql_store import SqlStore
+from ._sqlite_auto import AutoSqlite
 from ._sqlite_inline import InlineSqlite
 from ._sqlite_thread import SqliteThread
 from ._store import PRUNE_BATCH, prune_selection
 
 T = TypeVar("T")
 SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
+#: Where the store's calls run (spec §5.11.7).
+CALLS = ("auto", "thread", "inline")
+#: An insert of more rows than this is not a short write (spec §5.11.7).
+SHORT_INSERT = 256
 
 #: This store's schema version: its latest migration (spec §5.2).
 SCHEMA_VERSION = max(sql.MIGRATIONS)
@@ -54,9 +60,17 @@ class SqliteStore(ObserveMixin, SqlStore):
     """The embedded store. Open it with ``durable.open_store("sqlite:///path")``.
 
     ``clock`` (default ``time.time``) is the store's only source of "now"; tests
-    may inject one. See the module docstring for ``synchronous``. ``inline=True``
-    runs every call on the Trio thread instead of the store's own thread
-    (``_sqlite_inline.py``: spec §5.11.6; the test store, §10.1).
+    may inject one. See the module docstring for ``synchronous``.
+
+    ``calls`` says where the store's calls run (spec §5.11.7): ``"auto"`` (the
+    default) runs the engine's short writes on the Trio thread while nothing
+    else uses the connection and everything else on the store's thread
+    (``_sqlite_auto.py``); ``"thread"`` runs every call on the store's thread
+    (``_sqlite_thread.py``: the loop never pauses for the database);
+    ``"inline"`` runs every call on the Trio thread (``_sqlite_inline.py``:
+    spec §5.11.6; the test store, §10.1). ``inline=True`` is ``calls="inline"``
+    and ``inline=False`` is ``calls="thread"``. With ``synchronous`` ``FULL`` or
+    ``EXTRA`` (a disk sync per commit) ``"auto"`` runs every call on the thread.
     """
 
     _sql: ClassVar[ModuleType] = sql
@@ -72,24 +86,35 @@ class SqliteStore(ObserveMixin, SqlStore):
         synchronous: str = "NORMAL",
         clock: Callable[[], float] = time.time,
         busy_timeout: float = 30.0,
-        inline: bool = False,
+        inline: bool | None = None,
+        calls: str = "auto",
     ) -> None:
+        if inline is not None:
+            calls = "inline" if inline else "thread"
+        if calls not in CALLS:
+            raise ValueError(f"calls={calls!r}: expected one of {CALLS}")
+        if calls == "auto" and synchronous not in ("OFF", "NORMAL"):
+            calls = "thread"  # a sync per commit must not pause the loop
         self.url = f"sqlite:///{path}"
         self.path = path
         self._clock = clock
         self._synchronous = synchronous
         self._busy_timeout = busy_timeout
+        self.calls = calls
         name = f"trexec-sqlite:{path}"
-        self._thread: SqliteThread | InlineSqlite = (
-            InlineSqlite(self._connect, name, busy_timeout) if inline
-            else SqliteThread(self._connect, name=name)
-        )  # fmt: skip
+        self._thread: SqliteThread | InlineSqlite | AutoSqlite
+        if calls == "inline":
+            self._thread = InlineSqlite(self._connect, name, busy_timeout)
+        elif calls == "auto":
+            self._thread = AutoSqlite(self._connect, name, busy_timeout)
+        else:
+            self._thread = SqliteThread(self._connect, name=name)
         self._closed = False
 
     @property
     def inline(self) -> bool:
-        """True when calls run on the Trio thread (spec §5.11.6)."""
-        return isinstance(self._thread, InlineSqlite)
+        """True when every call runs on the Trio thread (spec §5.11.6)."""
+        return self.calls == "inline"
 
     def _connect(self) -> sqlite3.Connection:
         connection = sqlite3.connect(
@@ -106,12 +131,15 @@ class SqliteStore(ObserveMixin, SqlStore):
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open {self.url}: {exc}") from exc
 
-    async def _run(self, fn: Callable[[sqlite3.Connection], T], *, read: bool = False) -> T:
-        # The one boundary where driver errors become durable errors.
+    async def _run(
+        self, fn: Callable[[sqlite3.Connection], T], *, read: bool = False, short: bool = False
+    ) -> T:
+        # The one boundary where driver errors become durable errors. ``short``:
+        # a write on the engine's hot path, well under a millisecond (spec §5.11.7).
         if self._closed:
             raise StoreError(f"{self.url}: the store is closed")
         try:
-            return await self._thread.run(fn, read=read)
+            return await self._thread.run(fn, read=read, short=short)
         except (sqlite3.IntegrityError, sqlite3.DataError) as exc:  # spec §5.5.9
             raise StoreRejected(f"{self.url}: {type(exc).__name__}: {exc}") from exc
         except sqlite3.Error as exc:
@@ -147,7 +175,7 @@ class SqliteStore(ObserveMixin, SqlStore):
             with ops.write(c):
                 return ops.insert_rows(c, items, self._clock())
 
-        return await self._run(op)
+        return await self._run(op, short=len(items) <= SHORT_INSERT)
 
     # --- claim (spec §5.5, §5.9) ---------------------------------------------------
 
@@ -165,7 +193,7 @@ class SqliteStore(ObserveMixin, SqlStore):
             with ops.write(c):
                 return self._claim_in(c, self._clock(), machines, limit, lease, rate_limits)
 
-        return await self._run(op)
+        return await self._run(op, short=True)
 
     def _claim_in(
         self,
@@ -242,7 +270,7 @@ class SqliteStore(ObserveMixin, SqlStore):
                         lost.add(held.id)
             return lost
 
-        return await self._run(op)
+        return await self._run(op, short=True)
 
     async def save_state(self, lease: Lease, state: str) -> bool:
         def op(c: sqlite3.Connection) -> bool:
@@ -250,7 +278,7 @@ class SqliteStore(ObserveMixin, SqlStore):
                 params = (state, self._clock(), lease.id, lease.token)
                 return c.execute(sql.SAVE_STATE, params).rowcount == 1
 
-        return await self._run(op)
+        return await self._run(op, short=True)
 
     async def release(self, releases: Sequence[Release]) -> None:
         if not releases:
@@ -262,7 +290,7 @@ class SqliteStore(ObserveMixin, SqlStore):
                 for r in releases:
                     c.execute(sql.RELEASE, (now, int(r.attempted), now, r.lease.id, r.lease.token))
 
-        await self._run(op)
+        await self._run(op, short=True)
 
     async def reap_expired(self) -> list[Reclaimed]:
         def op(c: sqlite3.Connection) -> list[Reclaimed]:
@@ -271,7 +299,7 @@ class SqliteStore(ObserveMixin, SqlStore):
                 rows = c.execute(sql.REAP_EXPIRED, (now, now, now)).fetchall()
             return [Reclaimed(*row) for row in rows]
 
-        return await self._run(op)
+        return await self._run(op, short=True)
 
     # --- complete (spec §5.4) -------------------------------------------------------
 
@@ -284,7 +312,7 @@ class SqliteStore(ObserveMixin, SqlStore):
                 now = self._clock()
                 return ops.complete_many(c, commits, now)
 
-        return await self._run(op)
+        return await self._run(op, short=True)
 
     async def complete_and_claim(
         self,
@@ -312,7 +340,7 @@ class SqliteStore(ObserveMixin, SqlStore):
                     claim = Claim(self._jobs(c, kept) + claim.jobs, claim.throttled)
                 return statuses, claim
 
-        return await self._run(op)
+        return await self._run(op, short=True)
 
     # --- signals (spec §5.6) ---------------------------------------------------------
 
@@ -324,7 +352,7 @@ class SqliteStore(ObserveMixin, SqlStore):
                 now = self._clock()
                 return ops.deliver(c, ops.target(c, target), name, payload, dedup_key, now)
 
-        return await self._run(op)
+        return await self._run(op, short=True)
 
     async def cancel(self, target: int | str) -> tuple[int, str]:
         def op(c: sqlite3.Connection) -> tuple[int, str]:
@@ -336,7 +364,7 @@ class SqliteStore(ObserveMixin, SqlStore):
                 ops.finish(c, id_, parent_id, now)
                 return id_, status
 
-        return await self._run(op)
+        return await self._run(op, short=True)
 
     # --- prune (spec §5.15) --------------------------------------------------------------
 
@@ -411,10 +439,13 @@ async def open_sqlite_store(
     *,
     synchronous: str = "NORMAL",
     clock: Callable[[], float] = time.time,
-    inline: bool = False,
+    inline: bool | None = None,
+    calls: str = "auto",
 ) -> Any:
     """Open the store at ``path`` (``:memory:`` is not supported: use a file)."""
-    store = SqliteStore(path, synchronous=synchronous.upper(), clock=clock, inline=inline)
+    store = SqliteStore(
+        path, synchronous=synchronous.upper(), clock=clock, inline=inline, calls=calls
+    )
     await store._open()
     try:
         yield store

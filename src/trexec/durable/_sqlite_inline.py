@@ -50,7 +50,9 @@ class InlineSqlite:
         # The busy wait happens in run(), awaited: never inside SQLite, on the loop.
         self._connection.execute("PRAGMA busy_timeout = 0")
 
-    async def run(self, fn: Callable[[sqlite3.Connection], T], *, read: bool = False) -> T:
+    async def run(
+        self, fn: Callable[[sqlite3.Connection], T], *, read: bool = False, short: bool = False
+    ) -> T:
         """Run ``fn(connection)`` now, after one checkpoint, and return its result;
         while another connection holds the file's lock, again after a pause."""
         # A full checkpoint: every store call is a schedule point, as the thread hop is.

@@ -51,6 +51,22 @@ class SqliteThread:
         self._thread = threading.Thread(target=self._main, name=name, daemon=True)
         self._token = trio.lowlevel.current_trio_token()
         self._closed = False
+        # Calls handed over (counted on the Trio thread) and finished or dropped
+        # (counted on the store's thread): each counter has one writer.
+        self._sent = 0
+        self._finished = 0
+
+    @property
+    def idle(self) -> bool:
+        """True when no call is queued or running: the connection is free."""
+        return self._sent == self._finished
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The thread's connection (opened by :meth:`start`)."""
+        if self._connection is None:
+            raise RuntimeError("store is closed")
+        return self._connection
 
     # --- Trio side ------------------------------------------------------------
 
@@ -60,7 +76,9 @@ class SqliteThread:
         if self._startup_error is not None:
             raise self._startup_error
 
-    async def run(self, fn: Callable[[sqlite3.Connection], T], *, read: bool = False) -> T:
+    async def run(
+        self, fn: Callable[[sqlite3.Connection], T], *, read: bool = False, short: bool = False
+    ) -> T:
         """Run ``fn(connection)`` on the store's thread and return its result."""
         await trio.lowlevel.checkpoint_if_cancelled()
         if self._closed:
@@ -72,6 +90,7 @@ class SqliteThread:
             token.run_sync_soon(trio.lowlevel.reschedule, task, outcome.Value(result))
 
         request = _Request(fn, read, reply)
+        self._sent += 1
         self._queue.put(request)
 
         def abort(_: Any) -> trio.lowlevel.Abort:
@@ -121,12 +140,14 @@ class SqliteThread:
                     return
                 with self._lock:
                     if request.state == _ABANDONED:
+                        self._finished += 1
                         continue
                     request.state = _RUNNING
                     self._current = request
                 result = outcome.capture(request.fn, connection)
                 with self._lock:
                     self._current = None
+                self._finished += 1
                 request.reply(result)
         finally:
             # Drain what was queued after close so no caller waits forever.
