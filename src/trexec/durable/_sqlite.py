@@ -4,10 +4,11 @@ stdlib ``sqlite3`` with one dedicated thread per store (``_sqlite_thread.py``;
 by default the engine's short writes run on the Trio thread while uncontended,
 ``_sqlite_auto.py``, spec §5.11.7), WAL journal, ``BEGIN IMMEDIATE`` for every
 write (a deferred transaction that upgrades to a write would get SQLITE_BUSY
-without waiting), ``busy_timeout`` so several processes can share one file. ``synchronous=NORMAL`` by default: in WAL
-mode a commit survives a process crash, and an OS crash or power loss may lose
-the last commits (never corrupt the file); pass ``synchronous="FULL"`` to make
-each commit survive power loss too, at several times the cost per commit.
+without waiting), ``busy_timeout`` so several processes can share one file.
+``synchronous=NORMAL`` by default: in WAL mode a commit survives a process
+crash, and an OS crash or power loss may lose the last commits (never corrupt
+the file); pass ``synchronous="FULL"`` to make each commit survive power loss
+too, at several times the cost per commit.
 The SQL itself lives in ``_sqlite_sql.py``, the write operations that run it in
 ``_sqlite_ops.py``; this module opens transactions and says which are short.
 """
