@@ -46,3 +46,20 @@ class SlowOnce(durable.Machine):
             marker.write_text(str(os.getpid()))
             await trio.sleep_forever()
         return durable.Done({"attempt": ctx.attempt, "n": ctx.state.n, "step": step})
+
+
+class LoggedSteps(durable.Machine):
+    """CountTo3 that also appends ``id step pid`` to ``$TREXEC_TEST_LOG`` as each
+    step runs (with several processes, every step must run exactly once), then
+    waits until the file ``$TREXEC_TEST_GATE`` exists."""
+
+    name = "logged_steps"
+    State = Counter
+
+    async def step(self, step: str, ctx: durable.Context) -> durable.Outcome:
+        with open(os.environ["TREXEC_TEST_LOG"], "a") as log:  # one short append
+            log.write(f"{ctx.id} {step} {os.getpid()}\n")
+        gate = pathlib.Path(os.environ["TREXEC_TEST_GATE"])
+        while not gate.exists():
+            await trio.sleep(0.01)
+        return await CountTo3().step(step, ctx)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
 import os
@@ -13,7 +14,7 @@ import sys
 import pytest
 import trio
 from click.testing import CliRunner
-from machines import Counter, CountTo3, SlowOnce
+from machines import Counter, CountTo3, LoggedSteps, SlowOnce
 
 from trexec import durable
 from trexec._cli import cli
@@ -182,6 +183,46 @@ async def test_a_worker_killed_mid_step_is_recovered_after_its_lease_expires(
     assert json.loads(marker.read_text()) == process.pid
     # Attempt 2 ran from the last committed state: the killed attempt left nothing.
     assert instance.result == {"attempt": 2, "n": 1, "step": "start"}
+
+
+@pytest.mark.slow
+async def test_worker_processes_share_one_file_and_run_every_step_once(url, tmp_path, monkeypatch):
+    """Three worker processes and this one, each with the default calls (spec
+    §5.11.7): their short writes meet each other's locks, wait on the store's
+    thread, and every step runs exactly once."""
+    log, gate = tmp_path / "steps.log", tmp_path / "gate"
+    log.touch()
+    monkeypatch.setenv("TREXEC_TEST_LOG", str(log))
+    monkeypatch.setenv("TREXEC_TEST_GATE", str(gate))
+
+    def pids() -> set[int]:
+        return {int(line.split()[2]) for line in log.read_text().splitlines()}
+
+    processes = []
+    try:
+        async with (
+            durable.open_store(url) as store,
+            durable.open_engine(store, [LoggedSteps], batch_size=8) as engine,
+        ):
+            ids = []
+            for _ in range(10):
+                ids += await engine.insert_many([durable.InsertSpec(LoggedSteps, Counter())] * 40)
+            processes = [worker_process(url, "--batch-size", "8") for _ in range(3)]
+            with trio.fail_after(60):
+                # Every process holds steps of its own before any step may end.
+                await wait_for(lambda: len(pids()) == 4)
+                gate.touch()
+                results = [await engine.wait(id_) for id_ in ids]
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGINT)
+        for process in processes:
+            await trio.to_thread.run_sync(process.communicate)
+    assert all(r.status == "done" for r in results)
+    assert all(r.result["log"] == ["start", "middle", "finish"] for r in results)
+    runs = collections.Counter(tuple(line.split()[:2]) for line in log.read_text().splitlines())
+    assert len(runs) == 3 * len(ids) and set(runs.values()) == {1}
+    assert all(p.returncode == 0 for p in processes)
 
 
 async def seed_scheduled(url):
