@@ -5,7 +5,6 @@ spec §5.5.10) call these; the durable core never imports workflows."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable
 from typing import Any
 
@@ -17,6 +16,7 @@ from ._exceptions import DispatchError, InvalidWorkflow
 from ._run_machine import run_machine
 from ._state import mark_dispatched, new_run_state
 from ._step_machine import new_task, step_machine
+from ._uuid7 import uuid7
 
 
 def machines_for(workflows: Iterable[Workflow]) -> list[type[Machine]]:
@@ -72,8 +72,8 @@ async def start_workflow(
     dispatch fails, the run does not exist either.
     ``schedule_in`` (seconds) delays the whole run. ``input`` must be
     JSON-serializable. ``key`` is the run's business key, unique among live
-    instances as ``insert``'s (default ``run:<workflow>:<uuid>``): ``engine.get``,
-    ``trexec show`` and signals find the run by it. Raises
+    instances as ``insert``'s (default ``run:<workflow>:<uuid>``, a time-ordered
+    uuid): ``engine.get``, ``trexec show`` and signals find the run by it. Raises
     :class:`~trexec.durable.DuplicateKey` if a live instance holds ``key`` (nothing
     is started), :class:`~trexec.InvalidArgument` for a bad argument.
     """
@@ -101,7 +101,7 @@ def run_specs(
         _validate.fail("wf", wf, "a workflows.Workflow")
     check_json("input", input)
     delay = _validate.seconds("schedule_in", schedule_in, allow_none=True) or 0.0
-    run_key = _run_key(key) or f"run:{wf.name}:{uuid.uuid4().hex}"  # spec §6.2.3
+    run_key = _run_key(key) or f"run:{wf.name}:{uuid7().hex}"  # spec §6.2.3: time-ordered
     state = new_run_state(wf, run_key, input, priority)
     # spec §6.6.2: an inline run runs its entry steps in its first step.
     entry = wf.entry_steps if wf.execution == "instances" else ()
