@@ -279,3 +279,36 @@ async def test_auto_checkpoints_on_the_thread_and_keeps_the_wal_small(url, tmp_p
         assert store._thread.checkpoints == checkpoints + 10
         # Twenty times `half` without checkpoints; one window's worth with them.
         assert wal.stat().st_size <= 3 * half
+
+
+async def test_migration_7_keeps_live_keys_unique_and_frees_final_ones(url, tmp_path):
+    """spec §5.11.8: a file at schema 6 with a live and a finished keyed row: after
+    the migration the live key is still taken, the finished one free again, and
+    a row that ends frees its key."""
+    path = tmp_path / "store.db"
+    with sqlite3.connect(path, isolation_level=None) as c:
+        c.execute("CREATE TABLE trexec_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        for version in range(1, 7):
+            for statement in sqlite_sql.MIGRATIONS[version]:
+                c.execute(statement)
+        c.execute(sqlite_sql.SCHEMA_VERSION_SET, ("6",))
+        for key, status in (("live", "scheduled"), ("ended", "done")):
+            c.execute(
+                "INSERT INTO instances (machine, version, step, status, state, key, run_at,"
+                " created_at, updated_at) VALUES ('count_to_3', 1, 'start', ?, '{}', ?, 0, 0, 0)",
+                (status, key),
+            )
+    async with durable.open_store(url) as store:
+        assert await store.migrate() == 7
+        async with durable.open_engine(store, workers=0) as e:
+            with pytest.raises(durable.DuplicateKey):
+                await e.insert(CountTo3, Counter(), key="live")
+            again = await e.insert(CountTo3, Counter(), key="ended")
+            await e.cancel(again)  # ends it: its key is free
+            await e.insert(CountTo3, Counter(), key="ended")
+        # A row made final by an update that leaves live_key alone: the trigger.
+        await store._run(
+            lambda c: c.execute("UPDATE instances SET status = 'stopped' WHERE key = 'live'")
+        )
+        async with durable.open_engine(store, workers=0) as e:
+            await e.insert(CountTo3, Counter(), key="live")

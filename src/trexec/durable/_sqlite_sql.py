@@ -138,6 +138,25 @@ MIGRATIONS: dict[int, list[str]] = {
         "DROP INDEX IF EXISTS instances_leases",
         "DROP INDEX IF EXISTS instances_due",
     ],
+    # spec §5.11.8: a live instance's key in a column of its own. The unique
+    # index on `key` filtered by status was rewritten (its entry deleted and
+    # inserted again, the uniqueness checked) by every status change of a keyed
+    # row, its claim included; `live_key` changes only when the row finishes.
+    # The statements that finish a row clear it; the trigger clears it for any
+    # other way a row could finish.
+    7: [
+        "ALTER TABLE instances ADD COLUMN live_key TEXT",
+        """UPDATE instances SET live_key = key
+            WHERE key IS NOT NULL AND status NOT IN ('done', 'stopped', 'cancelled')""",
+        "DROP INDEX IF EXISTS instances_live_key",
+        """CREATE UNIQUE INDEX instances_live_key ON instances (live_key)
+            WHERE live_key IS NOT NULL""",
+        """CREATE TRIGGER instances_key_freed AFTER UPDATE OF status ON instances
+            WHEN NEW.live_key IS NOT NULL AND NEW.status IN ('done', 'stopped', 'cancelled')
+            BEGIN
+                UPDATE instances SET live_key = NULL WHERE id = NEW.id;
+            END""",
+    ],
 }
 
 INSTANCE_COLUMNS = (
@@ -156,7 +175,8 @@ TABLE_EXISTS = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
 INSERT = (
     "INSERT INTO instances (machine, version, step, status, state, key, parent_id,"
     " run_at, created_at, updated_at, priority, concurrency_key, concurrency_limit,"
-    " trace_context) VALUES (?, ?, ?, 'scheduled', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " trace_context, live_key) VALUES (?1, ?2, ?3, 'scheduled', ?4, ?5, ?6, ?7, ?8, ?9, ?10,"
+    " ?11, ?12, ?13, ?5)"
 )
 PARENT_ADD_CHILD = (
     "UPDATE instances SET child_count = child_count + 1,"
@@ -295,12 +315,12 @@ COMPLETE_CHILDREN = (
 )
 COMPLETE_DONE = (
     "UPDATE instances SET status = 'done', result = ?, run_at = NULL, awaits = '[]',"
-    " rate_limit = NULL, lease_expires_at = NULL, updated_at = ?"
+    " rate_limit = NULL, lease_expires_at = NULL, updated_at = ?, live_key = NULL"
     " WHERE id = ? AND token = ? AND status = 'running' RETURNING parent_id"
 )
 COMPLETE_STOP = (
     "UPDATE instances SET status = 'stopped', error = ?, run_at = NULL, awaits = '[]',"
-    " rate_limit = NULL, lease_expires_at = NULL, updated_at = ?"
+    " rate_limit = NULL, lease_expires_at = NULL, updated_at = ?, live_key = NULL"
     " WHERE id = ? AND token = ? AND status = 'running' RETURNING parent_id"
 )
 CONSUME_SIGNAL = "DELETE FROM signals WHERE id = ? AND instance_id = ?"
@@ -320,7 +340,7 @@ COMPLETE_NEXT_MANY = (
 COMPLETE_DONE_MANY = (
     "UPDATE instances SET status = 'done', result = v.column3,"
     " state = COALESCE(v.column4, instances.state), run_at = NULL, awaits = '[]',"
-    " rate_limit = NULL, lease_expires_at = NULL, updated_at = ? FROM ({}) AS v"
+    " rate_limit = NULL, lease_expires_at = NULL, live_key = NULL, updated_at = ? FROM ({}) AS v"
     " WHERE instances.id = v.column1 AND instances.token = v.column2"
     " AND instances.status = 'running' RETURNING instances.id, instances.token, instances.parent_id"
 )
@@ -379,7 +399,7 @@ DELIVER_SIGNAL = (
 # --- cancel -------------------------------------------------------------------
 CANCEL = (
     "UPDATE instances SET status = 'cancelled', run_at = NULL, lease_expires_at = NULL,"
-    " awaits = '[]', updated_at = ? WHERE id = ?"
+    " awaits = '[]', live_key = NULL, updated_at = ? WHERE id = ?"
 )
 
 # --- prune (spec §5.15) ---------------------------------------------------------
