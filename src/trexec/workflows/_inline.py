@@ -121,7 +121,7 @@ async def run_inline(
                 break
             saver.hold(unsaved, window)
     finally:
-        unsaved.active = False
+        unsaved.close()
     specs = []
     for name, outcome in retries:
         if state.phase != "running":

@@ -30,15 +30,21 @@ class Unsaved:
     __slots__ = ("active", "ctx", "lost", "queued", "state")
 
     def __init__(self, ctx: Context, state: Any) -> None:
-        self.ctx = ctx
+        self.ctx: Context | None = ctx
         self.state = state
         self.active = True  # False once the engine step ends (its commit follows)
         self.queued = False  # a save is due
         self.lost = False  # a save found the lease lost
 
+    def close(self) -> None:
+        """The engine step ended (its commit follows): nothing to save any more.
+        Its heap entry may outlive it by up to a window; it then holds no state."""
+        self.active = False
+        self.ctx = self.state = None
+
     async def save(self) -> None:
         self.queued = False
-        if not self.active:
+        if not self.active or self.ctx is None:
             return
         try:
             # Encoded at once (before the store call yields): a consistent table.
