@@ -23,6 +23,7 @@ from contextlib import asynccontextmanager
 from types import ModuleType
 from typing import Any, ClassVar, TypeVar
 
+from .. import _validate
 from . import _sqlite_ops as ops, _sqlite_sql as sql, _store_rules as rules
 from ._exceptions import StoreError, StoreRejected
 from ._records import (
@@ -93,7 +94,7 @@ class SqliteStore(ObserveMixin, SqlStore):
         if inline is not None:
             calls = "inline" if inline else "thread"
         if calls not in CALLS:
-            raise ValueError(f"calls={calls!r}: expected one of {CALLS}")
+            _validate.fail("calls", calls, '"auto", "thread" or "inline"')
         if calls == "auto" and synchronous not in ("OFF", "NORMAL"):
             calls = "thread"  # a sync per commit must not pause the loop
         self.url = f"sqlite:///{path}"
