@@ -90,8 +90,6 @@ async def open_store(url: str, **options: Any) -> AsyncIterator[Store]:
         _check_options("sqlite", options, ("synchronous", "clock", "inline", "calls"))
         if not isinstance(options.get("inline", False), bool):
             _validate.fail("inline", options["inline"], "True or False")
-        if options.get("calls", "auto") not in ("auto", "thread", "inline"):  # spec §5.11.7
-            _validate.fail("calls", options["calls"], '"auto", "thread" or "inline"')
         if "calls" in options and "inline" in options:
             _validate.fail("inline", options["inline"], "no inline= together with calls=")
         if "clock" in options:

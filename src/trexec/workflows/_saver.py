@@ -27,24 +27,27 @@ logger = logging.getLogger("trexec.workflows")
 class Unsaved:
     """One engine step of one inline run: whether it holds outcomes not stored."""
 
-    __slots__ = ("active", "ctx", "lost", "queued", "state")
+    __slots__ = ("ctx", "lost", "queued", "state")
 
     def __init__(self, ctx: Context, state: Any) -> None:
-        self.ctx: Context | None = ctx
+        self.ctx: Context | None = ctx  # None once the engine step ends
         self.state = state
-        self.active = True  # False once the engine step ends (its commit follows)
         self.queued = False  # a save is due
         self.lost = False  # a save found the lease lost
 
+    @property
+    def active(self) -> bool:
+        """False once the engine step has ended (its commit follows)."""
+        return self.ctx is not None
+
     def close(self) -> None:
-        """The engine step ended (its commit follows): nothing to save any more.
-        Its heap entry may outlive it by up to a window; it then holds no state."""
-        self.active = False
+        """The engine step ended: nothing to save any more. Its heap entry may
+        outlive it by up to a window; it then holds no state."""
         self.ctx = self.state = None
 
     async def save(self) -> None:
         self.queued = False
-        if not self.active or self.ctx is None:
+        if self.ctx is None:
             return
         try:
             # Encoded at once (before the store call yields): a consistent table.
